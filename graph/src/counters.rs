@@ -1,0 +1,195 @@
+//! Counters that workers write and the control side reads without stopping them.
+//!
+//! Each counter has exactly one writer (its worker), so an increment is a relaxed load and store:
+//! a plain `mov` on x86, no locked instruction on the packet path. Readers see a value at most one
+//! update old. (The stats segment of vpgd maps the same layout into a file for vpgctl.)
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A single-writer counter.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n` (only the owning worker calls this).
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// The current value.
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    /// Resets to zero (`clear` commands; a racing increment may be lost, which clear accepts).
+    pub fn clear(&self) {
+        self.0.store(0, Relaxed);
+    }
+}
+
+/// Runtime counters of one node on one worker (`show runtime`).
+#[derive(Default, Debug)]
+pub struct NodeCounters {
+    /// Times the node was called.
+    pub calls: Counter,
+    /// Packets (vectors, in VPP's words) it processed.
+    pub vectors: Counter,
+    /// TSC clocks spent in it, including the bulk enqueue to its next nodes.
+    pub clocks: Counter,
+}
+
+/// Counters of one interface on one worker.
+#[derive(Default, Debug)]
+pub struct InterfaceCounters {
+    /// Packets received.
+    pub rx_packets: Counter,
+    /// Bytes received.
+    pub rx_bytes: Counter,
+    /// Packets transmitted.
+    pub tx_packets: Counter,
+    /// Bytes transmitted.
+    pub tx_bytes: Counter,
+    /// Packets dropped that arrived on this interface.
+    pub drops: Counter,
+}
+
+/// Everything one worker counts.
+pub struct WorkerStats {
+    /// Per node, by node index.
+    pub nodes: Box<[NodeCounters]>,
+    /// Per error, by global error index (see `Layout::error_name`).
+    pub errors: Box<[Counter]>,
+    /// Per interface, by interface index.
+    pub interfaces: Box<[InterfaceCounters]>,
+    /// Dispatch loops run.
+    pub loops: Counter,
+    /// Buffers handed to other workers.
+    pub handoff_sent: Counter,
+    /// Buffers received from other workers.
+    pub handoff_received: Counter,
+    /// Buffers dropped because a handoff queue was full.
+    pub handoff_drops: Counter,
+    /// Buffers dropped because no frame was free (a sizing bug; expected to stay zero).
+    pub frame_drops: Counter,
+}
+
+impl WorkerStats {
+    pub(crate) fn new(nodes: usize, errors: usize, interfaces: usize) -> Self {
+        Self {
+            nodes: (0..nodes).map(|_| NodeCounters::default()).collect(),
+            errors: (0..errors).map(|_| Counter::default()).collect(),
+            interfaces: (0..interfaces)
+                .map(|_| InterfaceCounters::default())
+                .collect(),
+            loops: Counter::default(),
+            handoff_sent: Counter::default(),
+            handoff_received: Counter::default(),
+            handoff_drops: Counter::default(),
+            frame_drops: Counter::default(),
+        }
+    }
+
+    /// Zeroes the node runtime counters (`clear runtime`).
+    pub fn clear_runtime(&self) {
+        for n in self.nodes.iter() {
+            n.calls.clear();
+            n.vectors.clear();
+            n.clocks.clear();
+        }
+        self.loops.clear();
+    }
+
+    /// Zeroes the error counters (`clear errors`).
+    pub fn clear_errors(&self) {
+        self.errors.iter().for_each(Counter::clear);
+        self.handoff_drops.clear();
+        self.frame_drops.clear();
+    }
+
+    /// Zeroes interface counters (`clear interfaces`).
+    pub fn clear_interfaces(&self) {
+        for i in self.interfaces.iter() {
+            i.rx_packets.clear();
+            i.rx_bytes.clear();
+            i.tx_packets.clear();
+            i.tx_bytes.clear();
+            i.drops.clear();
+        }
+    }
+}
+
+/// A node's error counters inside `process`.
+pub struct NodeErrors<'a> {
+    pub(crate) all: &'a [Counter],
+    pub(crate) descs: &'a [&'static crate::ErrorDesc],
+    pub(crate) base: u16,
+    pub(crate) len: u16,
+}
+
+impl NodeErrors<'_> {
+    /// Counts `n` occurrences of error `code` (for errors that do not drop the packet).
+    #[inline(always)]
+    pub fn count(&self, code: impl Into<u16>, n: u64) {
+        let code = code.into();
+        if code < self.len {
+            if let Some(c) = self.all.get((self.base + code) as usize) {
+                c.add(n);
+            }
+        }
+    }
+
+    /// Counts one occurrence of the error with global index `index` (used by `error-drop`).
+    #[inline(always)]
+    pub fn count_global(&self, index: u16) {
+        if let Some(c) = self.all.get(index as usize) {
+            c.add(1);
+        }
+    }
+
+    /// Name and description of the error with global index `index`.
+    pub fn describe(&self, index: u16) -> Option<&'static crate::ErrorDesc> {
+        self.descs.get(index as usize).copied()
+    }
+
+    /// The global error index of `code`, to store in `BufferHdr::error` before sending the
+    /// packet to `error-drop`, which counts it.
+    #[inline(always)]
+    pub fn index(&self, code: impl Into<u16>) -> u16 {
+        self.base + code.into()
+    }
+}
+
+/// Interface counters inside `process`.
+pub struct IfStats<'a> {
+    pub(crate) counters: &'a [InterfaceCounters],
+}
+
+impl IfStats<'_> {
+    /// Counts a received packet.
+    #[inline(always)]
+    pub fn rx(&self, sw_if: u32, bytes: usize) {
+        if let Some(c) = self.counters.get(sw_if as usize) {
+            c.rx_packets.add(1);
+            c.rx_bytes.add(bytes as u64);
+        }
+    }
+
+    /// Counts a transmitted packet.
+    #[inline(always)]
+    pub fn tx(&self, sw_if: u32, bytes: usize) {
+        if let Some(c) = self.counters.get(sw_if as usize) {
+            c.tx_packets.add(1);
+            c.tx_bytes.add(bytes as u64);
+        }
+    }
+
+    /// Counts a dropped packet against the interface it arrived on.
+    #[inline(always)]
+    pub fn drop(&self, sw_if: u32) {
+        if let Some(c) = self.counters.get(sw_if as usize) {
+            c.drops.add(1);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The crate's only `unsafe` code: the buffer memory mapping, the TSC, prefetch and CPU pinning.
+//!
+//! Everything here is small and wrapped in safe functions; the rest of the crate denies `unsafe`.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::ptr::NonNull;
+
+/// How a large mapping is backed by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageBacking {
+    /// Explicit 2 MiB pages from hugetlbfs (`MAP_HUGETLB`).
+    Hugetlb2M,
+    /// Transparent huge pages requested with `madvise(MADV_HUGEPAGE)`; `huge_kib` says how much of
+    /// the mapping the kernel actually backed with huge pages after it was touched.
+    Thp {
+        /// KiB of the mapping backed by huge pages (from /proc/self/smaps).
+        huge_kib: u64,
+    },
+    /// Ordinary 4 KiB pages (no huge pages offered, or disabled by configuration).
+    Small4K,
+}
+
+impl fmt::Display for PageBacking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PageBacking::Hugetlb2M => write!(f, "hugetlbfs 2M pages"),
+            PageBacking::Thp { huge_kib } => {
+                write!(f, "transparent huge pages ({huge_kib} KiB huge)")
+            }
+            PageBacking::Small4K => write!(f, "4K pages"),
+        }
+    }
+}
+
+/// Types that are valid when every byte is zero, so a fresh anonymous mapping is a valid array.
+///
+/// # Safety
+/// Implement only for types with no invalid bit patterns at all-zero (plain integers, arrays and
+/// `repr(C)` structs of them).
+pub unsafe trait Zeroable: Sized {}
+
+// SAFETY: integers and atomics are valid at all-zero.
+unsafe impl Zeroable for u8 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u16 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u32 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u64 {}
+// SAFETY: as above.
+unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
+
+/// A zero-initialised array of `T` in its own anonymous mapping, on huge pages where possible.
+pub struct LargeArray<T: Zeroable> {
+    ptr: NonNull<T>,
+    len: usize,
+    map_len: usize,
+    backing: PageBacking,
+}
+
+// SAFETY: LargeArray owns its mapping exclusively, like a Box<[T]>.
+unsafe impl<T: Zeroable + Send> Send for LargeArray<T> {}
+// SAFETY: shared access only hands out &T, like a Box<[T]>.
+unsafe impl<T: Zeroable + Sync> Sync for LargeArray<T> {}
+
+const HUGE_2M: usize = 2 << 20;
+
+impl<T: Zeroable> LargeArray<T> {
+    /// Maps `len` zeroed elements. With `huge_pages`, tries hugetlbfs first, then transparent huge
+    /// pages, and falls back to 4 KiB pages; [`LargeArray::backing`] says which it got.
+    pub fn new(len: usize, huge_pages: bool) -> std::io::Result<Self> {
+        let bytes = len
+            .max(1)
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "mapping size overflows")
+            })?;
+        let map_len = bytes.div_ceil(HUGE_2M) * HUGE_2M;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        if huge_pages {
+            // SAFETY: anonymous mapping with no address hint; the result is checked.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    map_len,
+                    prot,
+                    flags | libc::MAP_HUGETLB,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                return Ok(Self::from_raw(p, len, map_len, PageBacking::Hugetlb2M));
+            }
+        }
+        // SAFETY: as above.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), map_len, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut backing = PageBacking::Small4K;
+        if huge_pages {
+            // SAFETY: p..p+map_len is the mapping just made; madvise only changes paging policy.
+            let rc = unsafe { libc::madvise(p, map_len, libc::MADV_HUGEPAGE) };
+            if rc == 0 {
+                // Touch every page now so the pool is resident before the packet path runs
+                // (no page faults in the data path) and so we can report what the kernel gave us.
+                // SAFETY: writing zeroes into our own fresh mapping.
+                unsafe { std::ptr::write_bytes(p as *mut u8, 0, map_len) };
+                backing = PageBacking::Thp {
+                    huge_kib: anon_huge_kib(p as usize),
+                };
+            }
+        }
+        if backing == PageBacking::Small4K {
+            // SAFETY: as above: prefault our own mapping.
+            unsafe { std::ptr::write_bytes(p as *mut u8, 0, map_len) };
+        }
+        Ok(Self::from_raw(p, len, map_len, backing))
+    }
+
+    fn from_raw(p: *mut libc::c_void, len: usize, map_len: usize, backing: PageBacking) -> Self {
+        let ptr = NonNull::new(p as *mut T).expect("mmap never returns null on success");
+        Self {
+            ptr,
+            len,
+            map_len,
+            backing,
+        }
+    }
+
+    /// What backs the mapping.
+    pub fn backing(&self) -> PageBacking {
+        self.backing
+    }
+
+    /// Size of the mapping in bytes (rounded up to 2 MiB).
+    pub fn mapped_bytes(&self) -> usize {
+        self.map_len
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: ptr points to len zero-initialised (valid, by Zeroable) T's that we own.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The elements, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as above, and &mut self guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> Drop for LargeArray<T> {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping we created; no references outlive self.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.map_len) };
+    }
+}
+
+/// Reads `AnonHugePages` of the mapping that starts at `addr` from /proc/self/smaps.
+fn anon_huge_kib(addr: usize) -> u64 {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return 0;
+    };
+    let mut in_map = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((start, _)) = range.split_once('-') {
+                if let Ok(s) = usize::from_str_radix(start, 16) {
+                    if !line.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        in_map = s == addr;
+                        continue;
+                    }
+                }
+            }
+        }
+        if in_map {
+            if let Some(v) = line.strip_prefix("AnonHugePages:") {
+                return v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    0
+}
+
+/// Buffer memory shared by the per-worker pools: one mapping, slots addressed by index.
+///
+/// Ownership contract: a slot index is owned by exactly one pool handle at a time (from `alloc`
+/// until `free`, or until it is handed to another worker through a handoff queue together with its
+/// index). Handles only create references to slots they own, so no two threads ever reference the
+/// same slot at once. This is VPP's model (buffers are global, ownership travels with the index).
+pub(crate) struct SharedSlots<T: Zeroable> {
+    mem: std::sync::Arc<LargeArray<T>>,
+}
+
+// SAFETY: see the ownership contract above: every slot is accessed by at most one thread at a time.
+unsafe impl<T: Zeroable + Send> Send for SharedSlots<T> {}
+
+impl<T: Zeroable> SharedSlots<T> {
+    pub(crate) fn new(mem: std::sync::Arc<LargeArray<T>>) -> Self {
+        Self { mem }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.mem.len
+    }
+
+    pub(crate) fn backing(&self) -> PageBacking {
+        self.mem.backing
+    }
+
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.mem.map_len
+    }
+
+    /// A shared reference to slot `i`, or `None` when out of range.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> Option<&T> {
+        if i < self.mem.len {
+            // SAFETY: in range; by the ownership contract this handle owns slot i, and &self
+            // prevents a simultaneous &mut from this handle.
+            Some(unsafe { &*self.mem.ptr.as_ptr().add(i) })
+        } else {
+            None
+        }
+    }
+
+    /// An exclusive reference to slot `i`, or `None` when out of range.
+    #[inline(always)]
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i < self.mem.len {
+            // SAFETY: in range; this handle owns slot i (ownership contract) and &mut self makes
+            // the reference unique within the handle.
+            Some(unsafe { &mut *self.mem.ptr.as_ptr().add(i) })
+        } else {
+            None
+        }
+    }
+
+    /// Two distinct slots mutably at once (copying between buffers).
+    pub(crate) fn get2_mut(&mut self, a: usize, b: usize) -> Option<(&mut T, &mut T)> {
+        if a == b || a >= self.mem.len || b >= self.mem.len {
+            return None;
+        }
+        let base = self.mem.ptr.as_ptr();
+        // SAFETY: a != b, both in range and owned by this handle: two disjoint references.
+        Some(unsafe { (&mut *base.add(a), &mut *base.add(b)) })
+    }
+
+    /// Address of slot `i` for prefetching (no reference is created).
+    #[inline(always)]
+    pub(crate) fn addr(&self, i: usize) -> *const u8 {
+        self.mem.ptr.as_ptr().wrapping_add(i) as *const u8
+    }
+}
+
+/// Reads the CPU's time-stamp counter (clocks for `show runtime`).
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+/// Hints the CPU to bring the cache line at `p` into L1. Never faults, even for a bad address.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: prefetch is a hint and never dereferences architecturally; any address is allowed.
+        unsafe { core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Pins the calling thread to one CPU. Errors are returned, not fatal: benches report them.
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "cpu out of range",
+        ));
+    }
+    // SAFETY: cpu < CPU_SETSIZE, checked above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: valid set pointer and size; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_array_is_zeroed_and_reports_backing() {
+        let mut a = LargeArray::<u64>::new(1 << 20, true).unwrap();
+        assert!(a.as_slice().iter().all(|&x| x == 0));
+        a.as_mut_slice()[12345] = 7;
+        assert_eq!(a.as_slice()[12345], 7);
+        assert!(a.mapped_bytes() >= 8 << 20);
+        let small = LargeArray::<u64>::new(10, false).unwrap();
+        assert_eq!(small.backing(), PageBacking::Small4K);
+    }
+
+    #[test]
+    fn tsc_moves_forward() {
+        let a = rdtsc();
+        let b = rdtsc();
+        assert!(b >= a);
+    }
+}

@@ -1,0 +1,245 @@
+//! Worker threads: each owns a runtime (its nodes, pool, frames) and runs the dispatch loop; the
+//! control side talks to it only through a channel, whose messages are applied between frames.
+//!
+//! Adaptive polling: a worker busy-polls while traffic flows; after a run of empty loops it waits
+//! on its control channel with a growing timeout (up to `IdlePolicy::max_sleep`), so an idle worker
+//! costs almost nothing and a control message still wakes it at once.
+
+use crate::buffer::BufferMemory;
+use crate::config::ConfigSet;
+use crate::counters::WorkerStats;
+use crate::graph::Layout;
+use crate::handoff::HandoffPorts;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::time::{Clock, SystemClock};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A control action run on a worker between frames.
+pub type WorkerAction = Box<dyn FnOnce(&mut Runtime) + Send>;
+
+enum WorkerMsg {
+    Config(Arc<ConfigSet>),
+    Exec(WorkerAction),
+    Stop,
+}
+
+/// When an idle worker sleeps.
+#[derive(Clone, Debug)]
+pub struct IdlePolicy {
+    /// Empty loops before sleeping.
+    pub spin_loops: u32,
+    /// First sleep.
+    pub min_sleep: Duration,
+    /// Longest sleep (bounds added latency for the first packet after idle).
+    pub max_sleep: Duration,
+}
+
+impl Default for IdlePolicy {
+    fn default() -> Self {
+        Self {
+            spin_loops: 1024,
+            min_sleep: Duration::from_micros(50),
+            max_sleep: Duration::from_millis(10),
+        }
+    }
+}
+
+/// How to start the workers.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Buffers per worker.
+    pub buffers_per_worker: u32,
+    /// Put buffer memory on huge pages when the system offers them.
+    pub huge_pages: bool,
+    /// CPU for each worker (none: not pinned).
+    pub cpus: Vec<usize>,
+    /// Runtime sizing.
+    pub runtime: RuntimeConfig,
+    /// Idle behaviour.
+    pub idle: IdlePolicy,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            buffers_per_worker: 16384,
+            huge_pages: true,
+            cpus: Vec::new(),
+            runtime: RuntimeConfig::default(),
+            idle: IdlePolicy::default(),
+        }
+    }
+}
+
+struct Handle {
+    tx: Sender<WorkerMsg>,
+    stats: Arc<WorkerStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The running workers.
+pub struct Workers {
+    layout: Arc<Layout>,
+    handles: Vec<Handle>,
+    backing: crate::sys::PageBacking,
+}
+
+impl Workers {
+    /// Maps the buffer memory, instantiates one runtime per worker and starts the threads.
+    pub fn start(layout: &Arc<Layout>, opts: &WorkerOptions) -> std::io::Result<Self> {
+        let n = opts.workers.max(1);
+        let mem = BufferMemory::new(
+            opts.buffers_per_worker.saturating_mul(n as u32),
+            opts.huge_pages,
+        )?;
+        let pools = mem.split(n);
+        let ports = HandoffPorts::mesh(n);
+        let mut handles = Vec::with_capacity(n);
+        let mut backing = crate::sys::PageBacking::Small4K;
+        for (w, (pool, ports)) in pools.into_iter().zip(ports).enumerate() {
+            backing = pool.backing();
+            let rt = Runtime::with_handoff(layout, w, pool, &opts.runtime, ports);
+            let stats = rt.stats().clone();
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let cpu = opts.cpus.get(w).copied();
+            let idle = opts.idle.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("vpg_wk_{w}"))
+                .spawn(move || run(rt, rx, cpu, idle))?;
+            handles.push(Handle {
+                tx,
+                stats,
+                thread: Some(thread),
+            });
+        }
+        Ok(Self {
+            layout: layout.clone(),
+            handles,
+            backing,
+        })
+    }
+
+    /// The graph layout.
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    /// What backs the buffer memory.
+    pub fn backing(&self) -> crate::sys::PageBacking {
+        self.backing
+    }
+
+    /// Number of workers.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// True when there are no workers (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Every worker's counters.
+    pub fn stats(&self) -> Vec<Arc<WorkerStats>> {
+        self.handles.iter().map(|h| h.stats.clone()).collect()
+    }
+
+    /// Sends a configuration snapshot to every worker.
+    pub fn configure(&self, config: Arc<ConfigSet>) {
+        for h in &self.handles {
+            let _ = h.tx.send(WorkerMsg::Config(config.clone()));
+        }
+    }
+
+    /// Runs `f` on worker `w` between frames and returns its result (None if the worker is gone).
+    pub fn exec<R: Send + 'static>(
+        &self,
+        w: usize,
+        f: impl FnOnce(&mut Runtime) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (rtx, rrx) = crossbeam_channel::bounded(1);
+        let h = self.handles.get(w)?;
+        let action: WorkerAction = Box::new(move |rt| {
+            let _ = rtx.send(f(rt));
+        });
+        h.tx.send(WorkerMsg::Exec(action)).ok()?;
+        rrx.recv().ok()
+    }
+
+    /// Stops every worker and waits for it.
+    pub fn stop(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for h in &self.handles {
+            let _ = h.tx.send(WorkerMsg::Stop);
+        }
+        for h in &mut self.handles {
+            if let Some(t) = h.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Applies one control message; false on Stop.
+fn apply(rt: &mut Runtime, m: WorkerMsg) -> bool {
+    match m {
+        WorkerMsg::Config(c) => rt.reconfigure(c),
+        WorkerMsg::Exec(f) => f(rt),
+        WorkerMsg::Stop => return false,
+    }
+    true
+}
+
+fn run(mut rt: Runtime, rx: Receiver<WorkerMsg>, cpu: Option<usize>, idle: IdlePolicy) {
+    if let Some(c) = cpu {
+        // Pinning can fail in a restricted cpuset; the worker still runs, unpinned.
+        let _ = crate::sys::pin_current_thread(c);
+    }
+    let clock = SystemClock::default();
+    let mut empty = 0u32;
+    let mut sleep = idle.min_sleep;
+    loop {
+        while let Ok(m) = rx.try_recv() {
+            if !apply(&mut rt, m) {
+                return;
+            }
+        }
+        let produced = rt.dispatch(clock.now());
+        if produced > 0 || rt.pending() > 0 {
+            empty = 0;
+            sleep = idle.min_sleep;
+            continue;
+        }
+        empty += 1;
+        if empty < idle.spin_loops {
+            std::hint::spin_loop();
+            continue;
+        }
+        match rx.recv_timeout(sleep) {
+            Ok(m) => {
+                if !apply(&mut rt, m) {
+                    return;
+                }
+                empty = 0;
+                sleep = idle.min_sleep;
+            }
+            Err(RecvTimeoutError::Timeout) => sleep = (sleep * 2).min(idle.max_sleep),
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
