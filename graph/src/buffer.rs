@@ -249,15 +249,31 @@ impl BufferMemory {
         self.mem.as_slice().len() as u32
     }
 
-    /// Splits the memory into `n` pools of equal share, one per worker.
+    /// Splits the memory into `n` pools of equal share, one per worker. Each pool owns a
+    /// contiguous index range; a buffer freed by another worker (after a handoff) travels back
+    /// to its owner in batches over a channel, so no pool drains into another.
     pub fn split(&self, n: usize) -> Vec<BufferPool> {
         let total = self.count() as usize;
         let n = n.max(1);
-        (0..n)
-            .map(|w| {
-                let lo = total * w / n;
-                let hi = total * (w + 1) / n;
-                BufferPool::new(SharedSlots::new(self.mem.clone()), lo as u32..hi as u32)
+        let ranges: Vec<std::ops::Range<u32>> =
+            (0..n).map(|w| (total * w / n) as u32..(total * (w + 1) / n) as u32).collect();
+        // Every batch in flight holds at least one buffer of the owner's range, and each other
+        // pool has at most one partial batch per owner: this capacity can never fill.
+        let chans: Vec<_> = ranges
+            .iter()
+            .map(|r| crossbeam_channel::bounded::<ReturnBatch>(r.len() / RETURN_BATCH + n + 1))
+            .collect();
+        ranges
+            .iter()
+            .enumerate()
+            .map(|(w, r)| {
+                let mut p = BufferPool::new(SharedSlots::new(self.mem.clone()), r.clone());
+                p.owners = ranges.iter().map(|r| r.start).collect();
+                p.returns_rx = Some(chans[w].1.clone());
+                p.returns_tx = chans.iter().map(|(tx, _)| tx.clone()).collect();
+                p.staged = (0..n).map(|_| ReturnBatch::default()).collect();
+                p.me = w;
+                p
             })
             .collect()
     }
@@ -276,13 +292,37 @@ pub struct PoolStats {
     pub double_frees: u64,
 }
 
+/// Buffers per batch returned to their owning pool.
+const RETURN_BATCH: usize = 256;
+
+/// A batch of buffers on their way back to the pool that owns them.
+struct ReturnBatch {
+    len: usize,
+    buffers: [u32; RETURN_BATCH],
+}
+
+impl Default for ReturnBatch {
+    fn default() -> Self {
+        Self { len: 0, buffers: [0; RETURN_BATCH] }
+    }
+}
+
 /// One worker's buffer pool: a free list of indices into the shared buffer memory.
 pub struct BufferPool {
     slots: SharedSlots<Buffer>,
     free: Vec<u32>,
+    range: std::ops::Range<u32>,
     total: u32,
     alloc_failures: u64,
     double_frees: u64,
+    /// This pool's index among its siblings.
+    me: usize,
+    /// First index owned by each sibling pool (sorted).
+    owners: Vec<u32>,
+    /// Foreign buffers freed here, staged per owner.
+    staged: Vec<ReturnBatch>,
+    returns_tx: Vec<crossbeam_channel::Sender<ReturnBatch>>,
+    returns_rx: Option<crossbeam_channel::Receiver<ReturnBatch>>,
 }
 
 impl BufferPool {
@@ -299,8 +339,43 @@ impl BufferPool {
             slots,
             free,
             total: range.len() as u32,
+            range,
             alloc_failures: 0,
             double_frees: 0,
+            me: 0,
+            owners: Vec::new(),
+            staged: Vec::new(),
+            returns_tx: Vec::new(),
+            returns_rx: None,
+        }
+    }
+
+    /// Takes back buffers other workers freed (called by the runtime every dispatch loop and
+    /// when the free list runs dry).
+    pub fn reclaim(&mut self) -> usize {
+        let Some(rx) = &self.returns_rx else { return 0 };
+        let mut n = 0;
+        while let Ok(b) = rx.try_recv() {
+            self.free.extend_from_slice(&b.buffers[..b.len]);
+            n += b.len;
+        }
+        n
+    }
+
+    /// Sends partly filled return batches to their owners (end of a dispatch loop).
+    pub fn flush_returns(&mut self) {
+        for w in 0..self.staged.len() {
+            if self.staged[w].len > 0 {
+                self.send_returns(w);
+            }
+        }
+    }
+
+    fn send_returns(&mut self, owner: usize) {
+        let batch = std::mem::take(&mut self.staged[owner]);
+        if let Some(tx) = self.returns_tx.get(owner) {
+            // Cannot be full (see `split`); if the owner is gone the buffers are simply lost.
+            let _ = tx.try_send(batch);
         }
     }
 
@@ -333,6 +408,9 @@ impl BufferPool {
     /// Allocates one buffer with a reset header, or `None` when the pool is empty (counted).
     #[inline]
     pub fn alloc(&mut self) -> Option<BufferIndex> {
+        if self.free.is_empty() {
+            self.reclaim();
+        }
         match self.free.pop() {
             Some(i) => {
                 if let Some(b) = self.slots.get_mut(i as usize) {
@@ -369,7 +447,17 @@ impl BufferPool {
         match self.slots.get_mut(bi.0 as usize) {
             Some(b) if b.hdr.flags & FLAG_FREE == 0 => {
                 b.hdr.flags = FLAG_FREE;
-                self.free.push(bi.0);
+                if self.range.contains(&bi.0) || self.owners.is_empty() {
+                    self.free.push(bi.0);
+                } else {
+                    let owner = self.owners.partition_point(|&s| s <= bi.0).saturating_sub(1);
+                    let st = &mut self.staged[owner];
+                    st.buffers[st.len] = bi.0;
+                    st.len += 1;
+                    if st.len == RETURN_BATCH {
+                        self.send_returns(owner);
+                    }
+                }
             }
             _ => self.double_frees += 1,
         }
@@ -484,8 +572,14 @@ mod tests {
         let c: Vec<_> = std::iter::from_fn(|| pools[2].alloc()).collect();
         assert_eq!(a.len() + b.len() + c.len(), 100);
         assert!(a.iter().all(|x| !b.contains(x) && !c.contains(x)));
-        // A buffer handed to another worker is freed into that worker's pool.
+        // A buffer handed to another worker and freed there goes home to its owner.
         pools[1].free(a[0]);
-        assert_eq!(pools[1].stats().free, 1);
+        assert_eq!(pools[1].stats().free, 0);
+        pools[1].flush_returns();
+        assert_eq!(pools[0].reclaim(), 1);
+        assert_eq!(pools[0].alloc(), Some(a[0]));
+        pools[2].free(a[0]);
+        pools[2].free(a[0]);
+        assert_eq!(pools[2].stats().double_frees, 1, "double free caught on a foreign pool too");
     }
 }

@@ -311,6 +311,7 @@ impl Runtime {
     /// number of packets the input nodes produced.
     pub fn dispatch(&mut self, now: Time) -> usize {
         self.stats.loops.add(1);
+        self.pool.reclaim();
         self.receive_handoff();
         let mut produced = 0;
         for k in 0..self.inputs.len() {
@@ -322,6 +323,7 @@ impl Runtime {
         self.run_pending(now);
         if !self.handoff.out.is_empty() {
             self.handoff.flush(&mut self.pool, &self.stats);
+            self.pool.flush_returns();
         }
         produced
     }

@@ -172,6 +172,14 @@ impl Workers {
         rrx.recv().ok()
     }
 
+    /// Queues `f` to run on worker `w` between frames without waiting for it.
+    pub fn post(&self, w: usize, f: impl FnOnce(&mut Runtime) + Send + 'static) -> bool {
+        match self.handles.get(w) {
+            Some(h) => h.tx.send(WorkerMsg::Exec(Box::new(f))).is_ok(),
+            None => false,
+        }
+    }
+
     /// Stops every worker and waits for it.
     pub fn stop(mut self) {
         self.stop_all();
