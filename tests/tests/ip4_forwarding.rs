@@ -198,15 +198,15 @@ fn big_packets_with_df_get_fragmentation_needed() {
     let mut h = two_hosts();
     h.ip4.set_mtu(1, 576).unwrap();
     h.commit();
-    let mut f = udp_frame(MAC_A, HOST_A, "10.0.1.2", "10.0.2.2", 64, &[7u8; 1000]);
-    f[14 + 6] |= 0x40;
-    let c = {
-        f[14 + 10] = 0;
-        f[14 + 11] = 0;
-        vpg_graph::wire::checksum::data(&f[14..34])
+    let with_df = |df: bool| {
+        let mut f = udp_frame(MAC_A, HOST_A, "10.0.1.2", "10.0.2.2", 64, &[7u8; 1000]);
+        f[14 + 6] = if df { f[14 + 6] | 0x40 } else { f[14 + 6] & !0x40 };
+        f[14 + 10..14 + 12].fill(0);
+        let c = vpg_graph::wire::checksum::data(&f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        f
     };
-    f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
-    let no_df = udp_frame(MAC_A, HOST_A, "10.0.1.2", "10.0.2.2", 64, &[7u8; 1000]);
+    let (f, no_df) = (with_df(true), with_df(false));
     h.send(0, vec![f, no_df]);
     assert_eq!(h.error("ip4-rewrite", "fragmentation-needed"), 1);
     assert_eq!(h.error("ip4-rewrite", "mtu-exceeded"), 1);

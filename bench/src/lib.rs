@@ -1,0 +1,57 @@
+//! vpg's benchmark scenarios: each builds a graph, generates traffic with pg, runs on one pinned
+//! core after a warm-up and reads the runtime counters (TSC clocks per packet per node).
+
+pub mod forward;
+pub mod report;
+
+pub use report::ScenarioReport;
+
+/// A named scenario.
+pub struct Scenario {
+    /// Name given on the command line.
+    pub name: &'static str,
+    /// What it measures.
+    pub about: &'static str,
+    /// Runs it.
+    pub run: fn(&RunOptions) -> anyhow::Result<ScenarioReport>,
+}
+
+/// How long and where to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Packets to send before measuring.
+    pub warmup_packets: u64,
+    /// Packets to measure.
+    pub packets: u64,
+    /// CPU to pin to.
+    pub cpu: usize,
+    /// Buffer memory on huge pages when offered.
+    pub huge_pages: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { warmup_packets: 2_000_000, packets: 20_000_000, cpu: 1, huge_pages: true }
+    }
+}
+
+/// Every scenario.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "ip4-forward-1-route",
+            about: "UDP/IPv4 64-byte frames forwarded by ethernet-input, ip4-input, ip4-lookup, ip4-rewrite with one /8 route",
+            run: forward::one_route,
+        },
+        Scenario {
+            name: "ip4-forward-10k-routes",
+            about: "the same with 10k random /8-/32 routes, traffic to random covered destinations",
+            run: forward::ten_k_routes,
+        },
+        Scenario {
+            name: "ip4-forward-1m-routes",
+            about: "the same with 1M random /8-/32 routes; runs the 1-route case in the same process as its baseline",
+            run: forward::one_m_routes,
+        },
+    ]
+}
