@@ -61,6 +61,16 @@ impl Frame {
         }
     }
 
+    /// Appends as many of `bis` as fit; returns how many.
+    #[inline(always)]
+    pub fn extend_from_slice(&mut self, bis: &[BufferIndex]) -> usize {
+        let at = self.len as usize;
+        let n = bis.len().min(FRAME_SIZE - at);
+        self.buffers[at..at + n].copy_from_slice(&bis[..n]);
+        self.len += n as u16;
+        n
+    }
+
     /// Empties the frame.
     #[inline(always)]
     pub fn clear(&mut self) {

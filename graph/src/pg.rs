@@ -298,8 +298,14 @@ impl Node for PgInput {
     }
 
     fn process(&mut self, cx: &mut Ctx<'_, PgTrace>, v: &mut Vector) {
+        // Share the vector fairly among the streams that still have packets to send.
+        let active = self.streams.iter().filter(|s| s.remaining() > 0).count();
+        if active == 0 {
+            return;
+        }
+        let quota = (v.room() / active).max(1) as u64;
         for (si, s) in self.streams.iter_mut().enumerate() {
-            let mut n = s.remaining().min(v.room() as u64);
+            let mut n = s.remaining().min(quota).min(v.room() as u64);
             while n > 0 {
                 let Some(bi) = cx.buffers.alloc() else { return };
                 let b = cx.buffers.get_mut(bi);
@@ -308,14 +314,7 @@ impl Node for PgInput {
                 b.hdr.rx_if = s.rx_if;
                 let len = b.hdr.current_length;
                 if cx.tracer.start(&mut b.hdr) {
-                    cx.tracer.add(
-                        &b.hdr,
-                        PgTrace {
-                            stream: si as u16,
-                            rx_if: s.rx_if,
-                            len,
-                        },
-                    );
+                    cx.tracer.add(&b.hdr, PgTrace { stream: si as u16, rx_if: s.rx_if, len });
                 }
                 cx.interfaces.rx(s.rx_if, len as usize);
                 v.push(bi, 0);

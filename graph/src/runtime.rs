@@ -41,16 +41,56 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Frames queued per target node.
+struct Queues {
+    frames: Vec<Frame>,
+    free_frames: Vec<u32>,
+    /// The partly filled frame of each node.
+    open: Vec<u32>,
+    /// Full frames of each node, oldest first.
+    ready: Vec<VecDeque<u32>>,
+    /// Buffers queued in all frames.
+    pending: usize,
+}
+
+impl Queues {
+    /// Appends a run of buffers to node `t`'s frames, in bulk.
+    #[inline(always)]
+    fn enqueue_run(&mut self, t: usize, mut run: &[BufferIndex], pool: &mut BufferPool, stats: &WorkerStats) {
+        while !run.is_empty() {
+            let mut fi = self.open[t];
+            if fi == NO_FRAME {
+                match self.free_frames.pop() {
+                    Some(f) => {
+                        fi = f;
+                        self.open[t] = f;
+                    }
+                    None => {
+                        stats.frame_drops.add(run.len() as u64);
+                        pool.free_many(run);
+                        return;
+                    }
+                }
+            }
+            let f = &mut self.frames[fi as usize];
+            let took = f.extend_from_slice(run);
+            self.pending += took;
+            run = &run[took..];
+            if f.is_full() {
+                self.ready[t].push_back(fi);
+                self.open[t] = NO_FRAME;
+            }
+        }
+    }
+}
+
 /// One worker's graph instance.
 pub struct Runtime {
     layout: Arc<Layout>,
     worker: usize,
     nodes: Vec<Box<dyn DynNode>>,
     pool: BufferPool,
-    frames: Vec<Frame>,
-    free_frames: Vec<u32>,
-    open: Vec<u32>,
-    ready: Vec<VecDeque<u32>>,
+    queues: Queues,
     vector: Box<Vector>,
     stats: Arc<WorkerStats>,
     trace_state: TraceState,
@@ -59,7 +99,6 @@ pub struct Runtime {
     config: Arc<ConfigSet>,
     handoff: HandoffPorts,
     inputs: Vec<u32>,
-    pending: usize,
 }
 
 impl Runtime {
@@ -88,10 +127,13 @@ impl Runtime {
             worker,
             nodes: layout.instantiate(),
             pool,
-            frames: vec![Frame::default(); n_frames],
-            free_frames: (0..n_frames as u32).rev().collect(),
-            open: vec![NO_FRAME; n],
-            ready: (0..n).map(|_| VecDeque::with_capacity(n_frames)).collect(),
+            queues: Queues {
+                frames: vec![Frame::default(); n_frames],
+                free_frames: (0..n_frames as u32).rev().collect(),
+                open: vec![NO_FRAME; n],
+                ready: (0..n).map(|_| VecDeque::with_capacity(n_frames)).collect(),
+                pending: 0,
+            },
             vector: Box::default(),
             stats,
             trace_state: TraceState::default(),
@@ -100,7 +142,6 @@ impl Runtime {
             config: Arc::new(ConfigSet::new()),
             handoff,
             inputs,
-            pending: 0,
         }
     }
 
@@ -196,51 +237,26 @@ impl Runtime {
     /// Queues `buffers` for node `node` (tests and tools inject packets this way; input nodes
     /// are the normal source).
     pub fn inject(&mut self, node: u32, buffers: &[BufferIndex]) {
-        for &b in buffers {
-            self.enqueue(node, b);
-        }
-    }
-
-    #[inline(always)]
-    fn enqueue(&mut self, target: u32, bi: BufferIndex) {
-        let t = target as usize;
-        let mut fi = self.open[t];
-        if fi == NO_FRAME {
-            match self.free_frames.pop() {
-                Some(f) => {
-                    fi = f;
-                    self.open[t] = f;
-                }
-                None => {
-                    self.stats.frame_drops.add(1);
-                    self.pool.free(bi);
-                    return;
-                }
-            }
-        }
-        let f = &mut self.frames[fi as usize];
-        f.push(bi);
-        self.pending += 1;
-        if f.is_full() {
-            self.ready[t].push_back(fi);
-            self.open[t] = NO_FRAME;
+        if (node as usize) < self.queues.open.len() {
+            self.queues.enqueue_run(node as usize, buffers, &mut self.pool, &self.stats);
         }
     }
 
     /// Takes the next frame queued for node `t` into the vector; false when none.
     fn load_vector(&mut self, t: usize) -> bool {
-        let fi = match self.ready[t].pop_front() {
+        let q = &mut self.queues;
+        let fi = match q.ready[t].pop_front() {
             Some(f) => f,
-            None if self.open[t] != NO_FRAME => std::mem::replace(&mut self.open[t], NO_FRAME),
+            None if q.open[t] != NO_FRAME => std::mem::replace(&mut q.open[t], NO_FRAME),
             None => return false,
         };
-        let f = &mut self.frames[fi as usize];
+        let f = &mut q.frames[fi as usize];
         let n = f.len();
         self.vector.buffers[..n].copy_from_slice(f.buffers());
         self.vector.len = n;
-        self.pending -= n;
+        q.pending -= n;
         f.clear();
-        self.free_frames.push(fi);
+        q.free_frames.push(fi);
         true
     }
 
@@ -282,23 +298,29 @@ impl Runtime {
             },
         };
         self.nodes[i].run(parts, &mut self.vector);
+        // Bulk enqueue: runs of buffers with the same next node are copied in one go (most
+        // vectors go one way).
         let n = self.vector.len;
-        let layout = self.layout.clone();
-        let targets = &layout.next_targets[i];
-        for k in 0..n {
-            let next = self.vector.nexts[k];
-            let bi = self.vector.buffers[k];
-            if next == NEXT_CONSUMED {
-                continue;
+        let targets = &self.layout.next_targets[i];
+        let (nexts, buffers) = (&self.vector.nexts[..n], &self.vector.buffers[..n]);
+        let mut k = 0;
+        while k < n {
+            let next = nexts[k];
+            let mut e = k + 1;
+            while e < n && nexts[e] == next {
+                e += 1;
             }
-            match targets.get(next as usize) {
-                Some(&t) => self.enqueue(t, bi),
-                None => {
-                    // A node returned a slot it does not have: drop rather than misroute.
-                    self.stats.frame_drops.add(1);
-                    self.pool.free(bi);
+            if next != NEXT_CONSUMED {
+                match targets.get(next as usize) {
+                    Some(&t) => self.queues.enqueue_run(t as usize, &buffers[k..e], &mut self.pool, &self.stats),
+                    None => {
+                        // A node returned a slot it does not have: drop rather than misroute.
+                        self.stats.frame_drops.add((e - k) as u64);
+                        self.pool.free_many(&buffers[k..e]);
+                    }
                 }
             }
+            k = e;
         }
         let c = &self.stats.nodes[i];
         c.calls.add(1);
@@ -332,7 +354,7 @@ impl Runtime {
     pub fn run_pending(&mut self, now: Time) {
         let layout = self.layout.clone();
         for _ in 0..MAX_PASSES {
-            if self.pending == 0 {
+            if self.queues.pending == 0 {
                 break;
             }
             for &i in &layout.order {
@@ -355,8 +377,8 @@ impl Runtime {
             let Ok(f) = rx.try_recv() else { break };
             let n = f.len as usize;
             self.stats.handoff_received.add(n as u64);
-            for &b in &f.buffers[..n] {
-                self.enqueue(f.target, b);
+            if (f.target as usize) < self.queues.open.len() {
+                self.queues.enqueue_run(f.target as usize, &f.buffers[..n], &mut self.pool, &self.stats);
             }
         }
     }
@@ -370,6 +392,6 @@ impl Runtime {
 
     /// Packets queued but not yet processed.
     pub fn pending(&self) -> usize {
-        self.pending
+        self.queues.pending
     }
 }

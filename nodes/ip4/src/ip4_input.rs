@@ -67,6 +67,16 @@ impl Node for Ip4Input {
             let b = cx.buffers.get_mut(v.buffers[k]);
             let d = b.data();
             let n = d.len();
+            if n >= 20 && b.is_traced() {
+                let t = Ip4InputTrace {
+                    src: Ipv4Addr::new(d[12], d[13], d[14], d[15]),
+                    dst: Ipv4Addr::new(d[16], d[17], d[18], d[19]),
+                    proto: d[9],
+                    ttl: d[8],
+                    len: u16::from_be_bytes([d[2], d[3]]),
+                };
+                cx.tracer.add(&b.hdr, t);
+            }
             let err = if n < 20 {
                 Some(Ip4InputError::TooShort)
             } else if d[0] >> 4 != 4 {
@@ -83,16 +93,6 @@ impl Node for Ip4Input {
                 } else if d[8] == 0 {
                     Some(Ip4InputError::TimeExpired)
                 } else {
-                    if b.is_traced() {
-                        let t = Ip4InputTrace {
-                            src: Ipv4Addr::new(d[12], d[13], d[14], d[15]),
-                            dst: Ipv4Addr::new(d[16], d[17], d[18], d[19]),
-                            proto: d[9],
-                            ttl: d[8],
-                            len: total as u16,
-                        };
-                        cx.tracer.add(&b.hdr, t);
-                    }
                     // Ethernet pads short frames to 60 bytes: the IP packet ends at total length.
                     b.set_len(total);
                     None
