@@ -98,13 +98,13 @@ impl Node for InterfaceOutput {
             }
             let tx_if = cx.buffers.get(v.buffers[k]).hdr.tx_if;
             self.batch.clear();
-            for j in k..n {
-                if done[j] {
+            for (j, taken) in done.iter_mut().enumerate().take(n).skip(k) {
+                if *taken {
                     continue;
                 }
                 let b = cx.buffers.get(v.buffers[j]);
                 if b.hdr.tx_if == tx_if {
-                    done[j] = true;
+                    *taken = true;
                     cx.tracer.add(
                         &b.hdr,
                         OutputTrace {
