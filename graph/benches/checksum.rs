@@ -1,5 +1,6 @@
 //! Checksum micro-benchmarks: full Internet checksum over header and packet sizes, and the
 //! RFC 1624 incremental update that ip4-rewrite and NAT use instead.
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use vpg_graph::wire::checksum;

@@ -4,9 +4,11 @@
 //! a plain `mov` on x86, no locked instruction on the packet path. Readers see a value at most one
 //! update old. (The stats segment of vpgd maps the same layout into a file for vpgctl.)
 
+use crate::sys::{SegSlice, SharedRegion};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A single-writer counter.
+#[repr(transparent)]
 #[derive(Default, Debug)]
 pub struct Counter(AtomicU64);
 
@@ -30,6 +32,7 @@ impl Counter {
 }
 
 /// Runtime counters of one node on one worker (`show runtime`).
+#[repr(C)]
 #[derive(Default, Debug)]
 pub struct NodeCounters {
     /// Times the node was called.
@@ -41,6 +44,7 @@ pub struct NodeCounters {
 }
 
 /// Counters of one interface on one worker.
+#[repr(C)]
 #[derive(Default, Debug)]
 pub struct InterfaceCounters {
     /// Packets received.
@@ -55,14 +59,10 @@ pub struct InterfaceCounters {
     pub drops: Counter,
 }
 
-/// Everything one worker counts.
-pub struct WorkerStats {
-    /// Per node, by node index.
-    pub nodes: Box<[NodeCounters]>,
-    /// Per error, by global error index (see `Layout::error_name`).
-    pub errors: Box<[Counter]>,
-    /// Per interface, by interface index.
-    pub interfaces: Box<[InterfaceCounters]>,
+/// Per-worker counters of the runtime itself.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct MiscCounters {
     /// Dispatch loops run.
     pub loops: Counter,
     /// Buffers handed to other workers.
@@ -71,24 +71,65 @@ pub struct WorkerStats {
     pub handoff_received: Counter,
     /// Buffers dropped because a handoff queue was full.
     pub handoff_drops: Counter,
-    /// Buffers dropped because no frame was free (a sizing bug; expected to stay zero).
+    /// Buffers dropped because no frame was free or a node returned a bad next slot (a bug;
+    /// expected to stay zero).
     pub frame_drops: Counter,
 }
 
+/// Everything one worker counts, in a shared region (the stats segment, or an anonymous mapping
+/// for a runtime without one).
+pub struct WorkerStats {
+    /// Per node, by node index.
+    pub nodes: SegSlice<NodeCounters>,
+    /// Per error, by global error index (see `Layout::error_info`).
+    pub errors: SegSlice<Counter>,
+    /// Per interface, by interface index.
+    pub interfaces: SegSlice<InterfaceCounters>,
+    misc: SegSlice<MiscCounters>,
+}
+
+impl AsRef<WorkerStats> for WorkerStats {
+    fn as_ref(&self) -> &WorkerStats {
+        self
+    }
+}
+
+/// Bytes of one worker's block for these sizes (see `stats_segment`).
+pub(crate) fn block_size(nodes: usize, errors: usize, interfaces: usize) -> usize {
+    (nodes * 3 + errors + interfaces * 5 + 5) * 8
+}
+
 impl WorkerStats {
+    /// Counters laid out in `region` at `offset` (a block of `block_size` bytes).
+    pub(crate) fn in_region(
+        region: &std::sync::Arc<SharedRegion>,
+        offset: usize,
+        nodes: usize,
+        errors: usize,
+        interfaces: usize,
+    ) -> Option<Self> {
+        let n_off = offset;
+        let e_off = n_off + nodes * 24;
+        let i_off = e_off + errors * 8;
+        let m_off = i_off + interfaces * 40;
+        Some(Self {
+            nodes: SegSlice::new(region, n_off, nodes)?,
+            errors: SegSlice::new(region, e_off, errors)?,
+            interfaces: SegSlice::new(region, i_off, interfaces)?,
+            misc: SegSlice::new(region, m_off, 1)?,
+        })
+    }
+
+    /// Counters in their own anonymous region.
     pub(crate) fn new(nodes: usize, errors: usize, interfaces: usize) -> Self {
-        Self {
-            nodes: (0..nodes).map(|_| NodeCounters::default()).collect(),
-            errors: (0..errors).map(|_| Counter::default()).collect(),
-            interfaces: (0..interfaces)
-                .map(|_| InterfaceCounters::default())
-                .collect(),
-            loops: Counter::default(),
-            handoff_sent: Counter::default(),
-            handoff_received: Counter::default(),
-            handoff_drops: Counter::default(),
-            frame_drops: Counter::default(),
-        }
+        let region = SharedRegion::anonymous(block_size(nodes, errors, interfaces)).expect("anonymous mapping for counters");
+        Self::in_region(&region, 0, nodes, errors, interfaces).expect("block fits its own region")
+    }
+
+    /// The runtime's own counters.
+    #[inline(always)]
+    pub fn misc(&self) -> &MiscCounters {
+        &self.misc[0]
     }
 
     /// Zeroes the node runtime counters (`clear runtime`).
@@ -98,14 +139,14 @@ impl WorkerStats {
             n.vectors.clear();
             n.clocks.clear();
         }
-        self.loops.clear();
+        self.misc().loops.clear();
     }
 
     /// Zeroes the error counters (`clear errors`).
     pub fn clear_errors(&self) {
         self.errors.iter().for_each(Counter::clear);
-        self.handoff_drops.clear();
-        self.frame_drops.clear();
+        self.misc().handoff_drops.clear();
+        self.misc().frame_drops.clear();
     }
 
     /// Zeroes interface counters (`clear interfaces`).

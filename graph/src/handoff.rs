@@ -83,10 +83,10 @@ fn flush_one(
     let Some(tx) = senders.get(w) else { return };
     // The frame travels by value through a preallocated channel slot: no allocation.
     match tx.try_send(frame) {
-        Ok(()) => stats.handoff_sent.add(n as u64),
+        Ok(()) => stats.misc().handoff_sent.add(n as u64),
         Err(TrySendError::Full(fr) | TrySendError::Disconnected(fr)) => {
             pool.free_many(&fr.buffers[..n]);
-            stats.handoff_drops.add(n as u64);
+            stats.misc().handoff_drops.add(n as u64);
         }
     }
 }

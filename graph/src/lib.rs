@@ -21,6 +21,7 @@ pub mod pcap;
 pub mod pg;
 pub mod runtime;
 pub mod show;
+pub mod stats_segment;
 pub mod sys;
 pub mod time;
 pub mod trace;

@@ -66,7 +66,7 @@ impl Queues {
                         self.open[t] = f;
                     }
                     None => {
-                        stats.frame_drops.add(run.len() as u64);
+                        stats.misc().frame_drops.add(run.len() as u64);
                         pool.free_many(run);
                         return;
                     }
@@ -104,7 +104,7 @@ pub struct Runtime {
 impl Runtime {
     /// Instantiates `layout`'s nodes for worker `worker`, with its buffer pool.
     pub fn new(layout: &Arc<Layout>, worker: usize, pool: BufferPool, cfg: &RuntimeConfig) -> Self {
-        Self::with_handoff(layout, worker, pool, cfg, HandoffPorts::none())
+        Self::with_handoff(layout, worker, pool, cfg, HandoffPorts::none(), None)
     }
 
     pub(crate) fn with_handoff(
@@ -113,12 +113,13 @@ impl Runtime {
         pool: BufferPool,
         cfg: &RuntimeConfig,
         handoff: HandoffPorts,
+        stats: Option<WorkerStats>,
     ) -> Self {
         let n = layout.node_count();
         // Every frame holds at least one buffer and at most one per node is partly filled, so
         // this many frames can never run out.
         let n_frames = pool.stats().total as usize / crate::FRAME_SIZE + 2 * n + 8;
-        let stats = Arc::new(WorkerStats::new(n, layout.n_errors, cfg.max_interfaces));
+        let stats = Arc::new(stats.unwrap_or_else(|| WorkerStats::new(n, layout.n_errors, cfg.max_interfaces)));
         let inputs = (0..n as u32)
             .filter(|&i| layout.regs[i as usize].kind == NodeKind::Input)
             .collect();
@@ -315,7 +316,7 @@ impl Runtime {
                     Some(&t) => self.queues.enqueue_run(t as usize, &buffers[k..e], &mut self.pool, &self.stats),
                     None => {
                         // A node returned a slot it does not have: drop rather than misroute.
-                        self.stats.frame_drops.add((e - k) as u64);
+                        self.stats.misc().frame_drops.add((e - k) as u64);
                         self.pool.free_many(&buffers[k..e]);
                     }
                 }
@@ -332,7 +333,7 @@ impl Runtime {
     /// with pending frames until none are left (or a pass limit for looping packets). Returns the
     /// number of packets the input nodes produced.
     pub fn dispatch(&mut self, now: Time) -> usize {
-        self.stats.loops.add(1);
+        self.stats.misc().loops.add(1);
         self.pool.reclaim();
         self.receive_handoff();
         let mut produced = 0;
@@ -376,7 +377,7 @@ impl Runtime {
         for _ in 0..crate::handoff::HANDOFF_QUEUE_FRAMES {
             let Ok(f) = rx.try_recv() else { break };
             let n = f.len as usize;
-            self.stats.handoff_received.add(n as u64);
+            self.stats.misc().handoff_received.add(n as u64);
             if (f.target as usize) < self.queues.open.len() {
                 self.queues.enqueue_run(f.target as usize, &f.buffers[..n], &mut self.pool, &self.stats);
             }

@@ -3,7 +3,7 @@
 
 use crate::buffer::PoolStats;
 use crate::counters::WorkerStats;
-use crate::graph::Layout;
+use crate::stats_segment::CounterNames;
 use crate::trace::TraceLine;
 use std::fmt::Write;
 
@@ -43,10 +43,12 @@ impl RuntimeRow {
 }
 
 /// Node runtime rows of every worker, nodes that never ran left out.
-pub fn runtime_rows(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> Vec<RuntimeRow> {
+pub fn runtime_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> Vec<RuntimeRow> {
     let mut rows = Vec::new();
     for (w, s) in stats.iter().enumerate() {
-        for (i, name) in layout.node_names().enumerate() {
+        let s = s.as_ref();
+        for i in 0..names.node_count().min(s.nodes.len()) {
+            let name = names.node_name(i);
             let c = &s.nodes[i];
             if c.calls.get() == 0 {
                 continue;
@@ -64,14 +66,14 @@ pub fn runtime_rows(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> V
 }
 
 /// `show runtime` text.
-pub fn runtime_text(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> String {
-    let rows = runtime_rows(layout, stats);
+pub fn runtime_text<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> String {
+    let rows = runtime_rows(names, stats);
     let mut out = String::new();
     for (w, s) in stats.iter().enumerate() {
         let _ = writeln!(
             out,
             "Thread {w} vpg_wk_{w}: {} dispatch loops",
-            s.loops.get()
+            s.as_ref().misc().loops.get()
         );
         let _ = writeln!(
             out,
@@ -117,23 +119,23 @@ pub struct ErrorRow {
 }
 
 /// Non-zero error counters, summed over workers, plus the runtime's own drop counters.
-pub fn error_rows(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> Vec<ErrorRow> {
+pub fn error_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> Vec<ErrorRow> {
     let mut rows = Vec::new();
-    for e in 0..layout.error_count() {
-        let count: u64 = stats.iter().map(|s| s.errors[e].get()).sum();
+    for e in 0..names.error_count() {
+        let count: u64 = stats.iter().map(|s| s.as_ref().errors.get(e).map_or(0, |c| c.get())).sum();
         if count == 0 {
             continue;
         }
-        if let Some((node, d)) = layout.error_info(e) {
+        if let Some((node, name, description)) = names.error_names(e) {
             rows.push(ErrorRow {
                 count,
                 node: node.to_string(),
-                name: d.name.to_string(),
-                description: d.description.to_string(),
+                name: name.to_string(),
+                description: description.to_string(),
             });
         }
     }
-    let handoff: u64 = stats.iter().map(|s| s.handoff_drops.get()).sum();
+    let handoff: u64 = stats.iter().map(|s| s.as_ref().misc().handoff_drops.get()).sum();
     if handoff > 0 {
         rows.push(ErrorRow {
             count: handoff,
@@ -142,7 +144,7 @@ pub fn error_rows(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> Vec
             description: "handoff queue to another worker full".into(),
         });
     }
-    let frames: u64 = stats.iter().map(|s| s.frame_drops.get()).sum();
+    let frames: u64 = stats.iter().map(|s| s.as_ref().misc().frame_drops.get()).sum();
     if frames > 0 {
         rows.push(ErrorRow {
             count: frames,
@@ -155,8 +157,8 @@ pub fn error_rows(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> Vec
 }
 
 /// `show errors` text.
-pub fn errors_text(layout: &Layout, stats: &[std::sync::Arc<WorkerStats>]) -> String {
-    let rows = error_rows(layout, stats);
+pub fn errors_text<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> String {
+    let rows = error_rows(names, stats);
     let mut out = format!(
         "{:>12}  {:<24} {:<24} {}\n",
         "Count", "Node", "Error", "Reason"

@@ -258,6 +258,147 @@ impl<T: Zeroable> SharedSlots<T> {
     }
 }
 
+/// A shared memory region: anonymous, or a file that other processes (vpgctl) map to read
+/// counters without asking the workers (VPP's stats segment).
+pub struct SharedRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is only accessed through atomics (counters) or written once before it is
+// shared (header); see `SegSlice`.
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// A zeroed anonymous region of `len` bytes.
+    pub fn anonymous(len: usize) -> std::io::Result<std::sync::Arc<Self>> {
+        Self::map(len.max(8), libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// A zeroed region backed by a new file at `path` (replacing an old one), mode 0644.
+    pub fn create_file(path: &std::path::Path, len: usize) -> std::io::Result<std::sync::Arc<Self>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let _ = std::fs::remove_file(path);
+        let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o644).open(path)?;
+        f.set_len(len.max(8) as u64)?;
+        Self::map(len.max(8), libc::MAP_SHARED, f.as_raw_fd(), libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Maps an existing file read-only.
+    pub fn open_read(path: &std::path::Path) -> std::io::Result<std::sync::Arc<Self>> {
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len() as usize;
+        if len < 8 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "stats segment too small"));
+        }
+        Self::map(len, libc::MAP_SHARED, f.as_raw_fd(), libc::PROT_READ)
+    }
+
+    fn map(len: usize, flags: i32, fd: i32, prot: i32) -> std::io::Result<std::sync::Arc<Self>> {
+        // SAFETY: a fresh mapping with no address hint; the result is checked. The fd may be
+        // closed after mmap returns: the mapping keeps the file.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p as *mut u8).expect("mmap never returns null on success");
+        Ok(std::sync::Arc::new(Self { ptr, len }))
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty (never: regions are at least 8 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `data` in at `offset` (setup only, before the region is shared with workers or
+    /// readers). False when out of range or the region is read-only is the caller's bug.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> bool {
+        if offset.checked_add(data.len()).is_none_or(|e| e > self.len) {
+            return false;
+        }
+        // SAFETY: in range; called during setup while no other reference reads these bytes.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        true
+    }
+
+    /// Copies `len` bytes out from `offset` (headers and directories, which never change after
+    /// setup).
+    pub fn read_at(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return None;
+        }
+        let mut v = vec![0u8; len];
+        // SAFETY: in range; these bytes are written once at setup, before readers map the file.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), v.as_mut_ptr(), len) };
+        Some(v)
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly our mapping; every SegSlice holds an Arc to us, so none
+        // outlives it.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.len) };
+    }
+}
+
+/// A typed slice inside a shared region, kept alive by an `Arc` to it.
+pub struct SegSlice<T> {
+    region: std::sync::Arc<SharedRegion>,
+    ptr: *const T,
+    len: usize,
+}
+
+// SAFETY: T is only ever counters made of atomics (Sync); the region outlives the slice.
+unsafe impl<T: Sync> Send for SegSlice<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for SegSlice<T> {}
+
+impl<T: Zeroable + Sync> SegSlice<T> {
+    /// `len` elements at `offset`, or None when misaligned or out of range.
+    pub fn new(region: &std::sync::Arc<SharedRegion>, offset: usize, len: usize) -> Option<Self> {
+        let bytes = len.checked_mul(std::mem::size_of::<T>())?;
+        if offset % std::mem::align_of::<T>() != 0 || offset.checked_add(bytes)? > region.len {
+            return None;
+        }
+        // Page-aligned base plus an aligned offset: aligned for T.
+        let ptr = region.ptr.as_ptr().wrapping_add(offset) as *const T;
+        Some(Self { region: region.clone(), ptr, len })
+    }
+
+    /// The region.
+    pub fn region(&self) -> &std::sync::Arc<SharedRegion> {
+        &self.region
+    }
+}
+
+impl<T> std::ops::Deref for SegSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: checked in range and aligned at construction; the region is mapped while we hold
+        // its Arc; T is Zeroable so any bytes (zeroed or written by atomics) are a valid T.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+// SAFETY: counters are transparent/repr(C) wrappers of AtomicU64, valid at all-zero.
+unsafe impl Zeroable for crate::counters::Counter {}
+// SAFETY: repr(C) struct of Counters.
+unsafe impl Zeroable for crate::counters::NodeCounters {}
+// SAFETY: repr(C) struct of Counters.
+unsafe impl Zeroable for crate::counters::InterfaceCounters {}
+// SAFETY: repr(C) struct of Counters.
+unsafe impl Zeroable for crate::counters::MiscCounters {}
+
 /// Reads the CPU's time-stamp counter (clocks for `show runtime`).
 #[inline(always)]
 pub fn rdtsc() -> u64 {

@@ -62,6 +62,8 @@ pub struct WorkerOptions {
     pub runtime: RuntimeConfig,
     /// Idle behaviour.
     pub idle: IdlePolicy,
+    /// Where to put the stats segment file (None: counters in anonymous memory).
+    pub stats_path: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -73,6 +75,7 @@ impl Default for WorkerOptions {
             cpus: Vec::new(),
             runtime: RuntimeConfig::default(),
             idle: IdlePolicy::default(),
+            stats_path: None,
         }
     }
 }
@@ -100,11 +103,17 @@ impl Workers {
         )?;
         let pools = mem.split(n);
         let ports = HandoffPorts::mesh(n);
+        let segment = crate::stats_segment::StatsSegment::create(
+            opts.stats_path.as_deref(),
+            layout,
+            n,
+            opts.runtime.max_interfaces,
+        )?;
         let mut handles = Vec::with_capacity(n);
         let mut backing = crate::sys::PageBacking::Small4K;
         for (w, (pool, ports)) in pools.into_iter().zip(ports).enumerate() {
             backing = pool.backing();
-            let rt = Runtime::with_handoff(layout, w, pool, &opts.runtime, ports);
+            let rt = Runtime::with_handoff(layout, w, pool, &opts.runtime, ports, segment.worker_stats(w));
             let stats = rt.stats().clone();
             let (tx, rx) = crossbeam_channel::unbounded();
             let cpu = opts.cpus.get(w).copied();

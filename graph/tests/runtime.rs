@@ -188,17 +188,17 @@ fn workers_hand_off_between_threads_and_apply_config_between_frames() {
     let mut seen = 0;
     while std::time::Instant::now() < deadline {
         seen = w.exec(1, |rt| rt.node_mut::<Sink>("sink").unwrap().seen).unwrap();
-        let dropped = w.stats()[0].handoff_drops.get();
+        let dropped = w.stats()[0].misc().handoff_drops.get();
         if seen + dropped == 5000 {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let stats = w.stats();
-    let dropped = stats[0].handoff_drops.get();
+    let dropped = stats[0].misc().handoff_drops.get();
     assert_eq!(seen + dropped, 5000, "every packet either arrived or was counted as dropped");
-    assert_eq!(stats[0].handoff_sent.get(), seen);
-    assert_eq!(stats[1].handoff_received.get(), seen);
+    assert_eq!(stats[0].misc().handoff_sent.get(), seen);
+    assert_eq!(stats[1].misc().handoff_received.get(), seen);
     assert!(seen > 0);
     assert_eq!(w.exec(0, |rt| rt.node_mut::<Sink>("sink").unwrap().seen).unwrap(), 0, "worker 0 kept none");
     // A snapshot reaches every worker.
@@ -231,10 +231,38 @@ fn full_handoff_queue_drops_and_counts() {
     })
     .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while w.stats()[0].handoff_drops.get() == 0 && std::time::Instant::now() < deadline {
+    while w.stats()[0].misc().handoff_drops.get() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(w.stats()[0].handoff_drops.get() > 0, "drops counted while the queue is full");
+    assert!(w.stats()[0].misc().handoff_drops.get() > 0, "drops counted while the queue is full");
     drop(stall_tx);
     w.stop();
+}
+
+#[test]
+fn stats_segment_is_readable_from_a_file_while_workers_run() {
+    let mut g = GraphSpec::new();
+    g.node(|| PgInput::new("handoff")).node(|| Handoff).node(Sink::default);
+    let layout = g.build().unwrap();
+    let path = std::env::temp_dir().join(format!("vpg-stats-{}", std::process::id()));
+    let opts = WorkerOptions { workers: 2, buffers_per_worker: 4096, stats_path: Some(path.clone()), ..Default::default() };
+    let w = Workers::start(&layout, &opts).unwrap();
+    w.exec(0, |rt| rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(Stream::new("s", 3, vec![vec![1; 64]]).with_limit(1000)))
+        .unwrap();
+    let view = vpg_graph::stats_segment::StatsView::open(&path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while view.workers()[1].misc().handoff_received.get() < 1000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The reader sees the workers' counters through its own read-only mapping.
+    assert_eq!(view.workers()[1].misc().handoff_received.get(), 1000);
+    assert_eq!(view.workers()[0].interfaces[3].rx_packets.get(), 1000);
+    let rows = vpg_graph::show::runtime_rows(&view, view.workers());
+    let sink = rows.iter().find(|r| r.node == "sink" && r.worker == 1).unwrap();
+    assert_eq!(sink.vectors, 1000);
+    assert_eq!(rows, vpg_graph::show::runtime_rows(&**w.layout(), &w.stats()), "file view equals the live counters");
+    w.stop();
+    std::fs::write(&path, b"garbage that is not a segment").unwrap();
+    assert!(vpg_graph::stats_segment::StatsView::open(&path).is_err());
+    std::fs::remove_file(&path).unwrap();
 }
