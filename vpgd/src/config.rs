@@ -1,0 +1,305 @@
+//! vpgd's configuration file (TOML): workers, buffers, the API socket, the stats segment and the
+//! interfaces to create at start. Everything else arrives through the API at run time.
+//!
+//! ```toml
+//! [workers]
+//! count = 2
+//! cpus = [0, 1]
+//!
+//! [buffers]
+//! per_worker = 16384
+//! huge_pages = true
+//!
+//! [api]
+//! socket = "/run/vpg/api.sock"
+//!
+//! [stats]
+//! segment = "/run/vpg/stats"
+//!
+//! [[interface]]
+//! host_if = "eth1"
+//! addresses = ["10.0.1.1/24"]
+//! up = true
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use vpg_graph::wire::Ipv4Cidr;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Worker threads.
+    #[serde(default)]
+    pub workers: WorkersConfig,
+    /// Buffer pools.
+    #[serde(default)]
+    pub buffers: BuffersConfig,
+    /// The control API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The stats segment.
+    #[serde(default)]
+    pub stats: StatsConfig,
+    /// Interfaces created at start.
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<InterfaceConfig>,
+}
+
+/// `[workers]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Number of worker threads (1–64).
+    #[serde(default = "one")]
+    pub count: usize,
+    /// CPU per worker (optional; unpinned when empty).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
+}
+
+/// `[buffers]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuffersConfig {
+    /// Buffers per worker (1024–1048576).
+    #[serde(default = "default_buffers")]
+    pub per_worker: u32,
+    /// Put the buffer memory on huge pages when the system offers them.
+    #[serde(default = "yes")]
+    pub huge_pages: bool,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Unix socket path (created with mode 0600).
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+/// `[stats]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Stats segment file that vpgctl maps.
+    #[serde(default = "default_segment")]
+    pub segment: PathBuf,
+}
+
+/// `[[interface]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    /// The Linux interface to attach with AF_PACKET.
+    pub host_if: String,
+    /// vpg's name for it (default: the host name).
+    pub name: Option<String>,
+    /// MAC address (default: the host interface's).
+    pub mac: Option<String>,
+    /// Addresses with prefix length.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// MTU (68–9000).
+    pub mtu: Option<u16>,
+    /// Admin up.
+    #[serde(default = "yes")]
+    pub up: bool,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_buffers() -> u32 {
+    16384
+}
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/vpg/api.sock")
+}
+fn default_segment() -> PathBuf {
+    PathBuf::from("/run/vpg/stats")
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self { count: 1, cpus: Vec::new() }
+    }
+}
+impl Default for BuffersConfig {
+    fn default() -> Self {
+        Self { per_worker: default_buffers(), huge_pages: true }
+    }
+}
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { socket: default_socket() }
+    }
+}
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self { segment: default_segment() }
+    }
+}
+
+/// A configuration error: which field, and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {why}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        why: String,
+    },
+    /// TOML syntax or a field of the wrong type or name (the parser's message names the field
+    /// and the line).
+    #[error("{0}")]
+    Parse(String),
+    /// A field with a value out of range.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// The field, as a path (`workers.count`, `interface[1].addresses[0]`).
+        field: String,
+        /// Why it is refused.
+        why: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), why: why.into() }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string().trim_end().to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks ranges and formats that the types do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=64).contains(&self.workers.count) {
+            return Err(invalid("workers.count", format!("{} is out of range 1..=64", self.workers.count)));
+        }
+        if !self.workers.cpus.is_empty() && self.workers.cpus.len() != self.workers.count {
+            return Err(invalid(
+                "workers.cpus",
+                format!("lists {} CPUs for {} workers", self.workers.cpus.len(), self.workers.count),
+            ));
+        }
+        if !(1024..=1_048_576).contains(&self.buffers.per_worker) {
+            return Err(invalid("buffers.per_worker", format!("{} is out of range 1024..=1048576", self.buffers.per_worker)));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, itf) in self.interfaces.iter().enumerate() {
+            let f = |s: &str| format!("interface[{i}].{s}");
+            if itf.host_if.is_empty() || itf.host_if.len() > 15 {
+                return Err(invalid(f("host_if"), "must be a Linux interface name of 1 to 15 bytes"));
+            }
+            let name = itf.name.clone().unwrap_or_else(|| itf.host_if.clone());
+            if name.is_empty() || !names.insert(name.clone()) {
+                return Err(invalid(f("name"), format!("'{name}' is empty or used by another interface")));
+            }
+            if let Some(m) = &itf.mac {
+                parse_mac(m).ok_or_else(|| invalid(f("mac"), format!("'{m}' is not a MAC address like 02:00:00:00:00:01")))?;
+            }
+            for (j, a) in itf.addresses.iter().enumerate() {
+                a.parse::<Ipv4Cidr>()
+                    .map_err(|_| invalid(f(&format!("addresses[{j}]")), format!("'{a}' is not an IPv4 address with prefix length")))?;
+            }
+            if let Some(m) = itf.mtu {
+                if !(68..=9000).contains(&m) {
+                    return Err(invalid(f("mtu"), format!("{m} is out of range 68..=9000")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for o in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *o = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_full_file() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.workers.count, 1);
+        assert_eq!(c.api.socket, PathBuf::from("/run/vpg/api.sock"));
+        let c = Config::parse(
+            r#"
+            [workers]
+            count = 2
+            cpus = [0, 1]
+            [buffers]
+            per_worker = 4096
+            huge_pages = false
+            [api]
+            socket = "/tmp/x.sock"
+            [[interface]]
+            host_if = "veth0"
+            mac = "02:00:00:00:00:01"
+            addresses = ["10.0.1.1/24"]
+            mtu = 1400
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.interfaces[0].addresses, vec!["10.0.1.1/24"]);
+        assert!(c.interfaces[0].up);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[workers]\ncount = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "workers.count: 0 is out of range 1..=64");
+        let e = Config::parse("[workers]\ncuont = 2\n").unwrap_err();
+        assert!(e.to_string().contains("cuont"), "{e}");
+        let e = Config::parse("[workers]\ncount = \"two\"\n").unwrap_err();
+        assert!(e.to_string().contains("count"), "{e}");
+        let e = Config::parse("[[interface]]\nhost_if = \"a\"\naddresses = [\"10.0.0.1\"]\n").unwrap_err();
+        assert!(e.to_string().starts_with("interface[0].addresses[0]:"), "{e}");
+        let e = Config::parse("[[interface]]\nhost_if = \"a\"\nmac = \"zz\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("interface[0].mac:"), "{e}");
+        let e = Config::parse("[[interface]]\nhost_if = \"a\"\n[[interface]]\nhost_if = \"a\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("interface[1].name:"), "{e}");
+        let e = Config::parse("[workers]\ncount = 2\ncpus = [1]\n").unwrap_err();
+        assert!(e.to_string().starts_with("workers.cpus:"), "{e}");
+        assert!(Config::parse("this is [not toml").is_err());
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Some([2, 0, 0, 0, 0, 10]));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:00:01"), None);
+        assert_eq!(parse_mac("0x:00:00:00:00:00"), None);
+    }
+}

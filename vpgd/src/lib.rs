@@ -1,0 +1,4 @@
+//! vpgd, the data-plane daemon: owns interfaces, buffer pools, workers and every data-plane
+//! table, and serves the control API.
+
+pub mod config;
