@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use vpg_graph::pg::{PgInput, Stream, StreamTemplate, Vary, PG_INPUT};
 use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
-use vpg_graph::{BufferMemory, ConfigSet, GraphSpec, InterfaceOutput, NullDevice, Runtime, RuntimeConfig};
+use vpg_graph::{
+    BufferMemory, ConfigSet, GraphSpec, InterfaceOutput, NullDevice, Runtime, RuntimeConfig,
+};
 use vpg_ip4::fib::testgen;
 use vpg_ip4::{Ip4Control, RoutePath};
 
@@ -62,9 +64,14 @@ pub fn forwarding_runtime(
     vpg_ip4::register(&mut spec);
     spec.node(|| PgInput::new("ethernet-input"));
     let layout = spec.build()?;
-    let pool = BufferMemory::new(buffers, huge_pages)?.split(1).pop().context("one pool")?;
+    let pool = BufferMemory::new(buffers, huge_pages)?
+        .split(1)
+        .pop()
+        .context("one pool")?;
     let mut rt = Runtime::new(&layout, 0, pool, &RuntimeConfig::default());
-    let out = rt.node_mut::<InterfaceOutput>(vpg_graph::INTERFACE_OUTPUT).context("interface-output")?;
+    let out = rt
+        .node_mut::<InterfaceOutput>(vpg_graph::INTERFACE_OUTPUT)
+        .context("interface-output")?;
     out.set_device(1, Some(Box::new(NullDevice::default())));
     out.set_device(0, Some(Box::new(NullDevice::default())));
 
@@ -82,30 +89,61 @@ pub fn forwarding_runtime(
     let table = routes(n_routes);
     let t0 = Instant::now();
     // Interface subnets are in the table already; a random prefix equal to one is skipped.
-    let reserved = |p: Ipv4Addr, l: u8| (p, l) == (in_net.network().address(), 24) || (p, l) == (out_net.network().address(), 30)
-        || (l == 32 && (p == in_net.address() || p == out_net.address() || p == nh));
-    let n = ip4.add_routes(table.iter().filter(|(p, l)| !reserved(*p, *l)).map(|&(p, l)| {
-        (Ipv4Cidr::new(p, l).expect("len <= 32"), RoutePath::Via { next_hop: nh, sw_if: 1 })
-    }))?;
+    let reserved = |p: Ipv4Addr, l: u8| {
+        (p, l) == (in_net.network().address(), 24)
+            || (p, l) == (out_net.network().address(), 30)
+            || (l == 32 && (p == in_net.address() || p == out_net.address() || p == nh))
+    };
+    let n = ip4.add_routes(
+        table
+            .iter()
+            .filter(|(p, l)| !reserved(*p, *l))
+            .map(|&(p, l)| {
+                (
+                    Ipv4Cidr::new(p, l).expect("len <= 32"),
+                    RoutePath::Via {
+                        next_hop: nh,
+                        sw_if: 1,
+                    },
+                )
+            }),
+    )?;
     let load = t0.elapsed();
     let tables = ip4.tables();
     // Destinations inside the routes, minus the interface subnets (those are not forwarded).
     let dsts: Vec<u32> = testgen::covered_destinations(&table, FLOWS, SEED ^ 1)
         .into_iter()
-        .filter(|&d| !in_net.network().contains(Ipv4Addr::from(d)) && !out_net.network().contains(Ipv4Addr::from(d)))
+        .filter(|&d| {
+            !in_net.network().contains(Ipv4Addr::from(d))
+                && !out_net.network().contains(Ipv4Addr::from(d))
+        })
         .collect();
     let flows = dsts.len();
-    let images = StreamTemplate::udp4([0x02, 0, 0, 0, 0, 9], MAC_IN, Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(10, 0, 0, 1), 64)
-        .vary(Vary::Ip4DstList(dsts))
-        .flows(flows)
-        .build();
-    rt.node_mut::<PgInput>(PG_INPUT).context("pg-input")?.add_stream(Stream::new("bench", 0, images));
+    let images = StreamTemplate::udp4(
+        [0x02, 0, 0, 0, 0, 9],
+        MAC_IN,
+        Ipv4Addr::new(192, 0, 2, 2),
+        Ipv4Addr::new(10, 0, 0, 1),
+        64,
+    )
+    .vary(Vary::Ip4DstList(dsts))
+    .flows(flows)
+    .build();
+    rt.node_mut::<PgInput>(PG_INPUT)
+        .context("pg-input")?
+        .add_stream(Stream::new("bench", 0, images));
     rt.reconfigure(Arc::new(ConfigSet::new().with(tables.clone())));
     let mut details = BTreeMap::new();
     details.insert("routes".into(), n.to_string());
     details.insert("fib_entries".into(), ip4.fib_len().to_string());
-    details.insert("fib_memory_mib".into(), format!("{:.1}", tables.fib.memory_bytes() as f64 / 1048576.0));
-    details.insert("route_load_seconds".into(), format!("{:.2}", load.as_secs_f64()));
+    details.insert(
+        "fib_memory_mib".into(),
+        format!("{:.1}", tables.fib.memory_bytes() as f64 / 1048576.0),
+    );
+    details.insert(
+        "route_load_seconds".into(),
+        format!("{:.2}", load.as_secs_f64()),
+    );
     details.insert("flows".into(), flows.to_string());
     Ok((rt, details))
 }
@@ -113,16 +151,27 @@ pub fn forwarding_runtime(
 fn run_forward(name: &str, n_routes: usize, o: &RunOptions) -> anyhow::Result<ScenarioReport> {
     let pinned = vpg_graph::sys::pin_current_thread(o.cpu);
     let (mut rt, mut details) = forwarding_runtime(n_routes, o.huge_pages, 16384)?;
-    details.insert("pinned_cpu".into(), match pinned {
-        Ok(()) => o.cpu.to_string(),
-        Err(e) => format!("not pinned: {e}"),
-    });
+    details.insert(
+        "pinned_cpu".into(),
+        match pinned {
+            Ok(()) => o.cpu.to_string(),
+            Err(e) => format!("not pinned: {e}"),
+        },
+    );
     let report = measure(name, &mut rt, o, &FORWARD_NODES)?;
-    Ok(ScenarioReport { details: details.into_iter().chain(report.details).collect(), ..report })
+    Ok(ScenarioReport {
+        details: details.into_iter().chain(report.details).collect(),
+        ..report
+    })
 }
 
 /// Runs the graph: warm-up, clear the counters, then `o.packets` measured packets.
-pub fn measure(name: &str, rt: &mut Runtime, o: &RunOptions, measured: &[&str]) -> anyhow::Result<ScenarioReport> {
+pub fn measure(
+    name: &str,
+    rt: &mut Runtime,
+    o: &RunOptions,
+    measured: &[&str],
+) -> anyhow::Result<ScenarioReport> {
     let layout = rt.layout().clone();
     let pg = layout.node_index(PG_INPUT).context("pg-input")? as usize;
     let stats = rt.stats().clone();
@@ -151,7 +200,10 @@ pub fn measure(name: &str, rt: &mut Runtime, o: &RunOptions, measured: &[&str]) 
         }
     }
     let mut details = BTreeMap::new();
-    let drops: u64 = vpg_graph::show::error_rows(&layout, std::slice::from_ref(&stats)).iter().map(|e| e.count).sum();
+    let drops: u64 = vpg_graph::show::error_rows(&layout, std::slice::from_ref(&stats))
+        .iter()
+        .map(|e| e.count)
+        .sum();
     details.insert("errors".into(), drops.to_string());
     Ok(ScenarioReport {
         scenario: name.into(),
@@ -159,7 +211,11 @@ pub fn measure(name: &str, rt: &mut Runtime, o: &RunOptions, measured: &[&str]) 
         seconds,
         mpps: packets as f64 / seconds / 1e6,
         cycles_per_packet: clocks as f64 / packets as f64,
-        vectors_per_call: if calls == 0 { 0.0 } else { vectors as f64 / calls as f64 },
+        vectors_per_call: if calls == 0 {
+            0.0
+        } else {
+            vectors as f64 / calls as f64
+        },
         nodes,
         buffer_pages: rt.pool().backing().to_string(),
         details,
@@ -168,4 +224,3 @@ pub fn measure(name: &str, rt: &mut Runtime, o: &RunOptions, measured: &[&str]) 
         ratio: None,
     })
 }
-

@@ -31,7 +31,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { warmup_packets: 2_000_000, packets: 20_000_000, cpu: 1, huge_pages: true }
+        Self {
+            warmup_packets: 2_000_000,
+            packets: 20_000_000,
+            cpu: 1,
+            huge_pages: true,
+        }
     }
 }
 

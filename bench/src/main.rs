@@ -43,17 +43,34 @@ fn main() -> anyhow::Result<()> {
             anyhow::bail!("unknown scenario '{n}' (vpg-bench --list names them)");
         }
     }
-    let opts = RunOptions { warmup_packets: cli.warmup, packets: cli.packets, cpu: cli.cpu, huge_pages: !cli.no_huge_pages };
+    let opts = RunOptions {
+        warmup_packets: cli.warmup,
+        packets: cli.packets,
+        cpu: cli.cpu,
+        huge_pages: !cli.no_huge_pages,
+    };
     if !cli.json {
         println!("{}", ScenarioReport::table_header());
     }
-    for s in all.iter().filter(|s| cli.names.is_empty() || cli.names.iter().any(|n| n == s.name)) {
+    for s in all
+        .iter()
+        .filter(|s| cli.names.is_empty() || cli.names.iter().any(|n| n == s.name))
+    {
         let r = (s.run)(&opts)?;
         if cli.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!("{}", r.table_row());
-            println!("{:26} buffers: {}; {}", "", r.buffer_pages, r.details.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+            println!(
+                "{:26} buffers: {}; {}",
+                "",
+                r.buffer_pages,
+                r.details
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
     }
     Ok(())

@@ -41,13 +41,24 @@ impl ScenarioReport {
     pub fn table_header() -> String {
         format!(
             "{:<26} {:>11} {:>8} {:>8} {:>11} {:>9} {:>8}  {}",
-            "scenario", "packets", "seconds", "Mpps", "clocks/pkt", "vec/call", "ratio", "per node (clocks/pkt)"
+            "scenario",
+            "packets",
+            "seconds",
+            "Mpps",
+            "clocks/pkt",
+            "vec/call",
+            "ratio",
+            "per node (clocks/pkt)"
         )
     }
 
     /// One table row.
     pub fn table_row(&self) -> String {
-        let nodes: Vec<String> = self.nodes.iter().map(|(n, c)| format!("{n} {c:.1}")).collect();
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(n, c)| format!("{n} {c:.1}"))
+            .collect();
         let ratio = self.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
         format!(
             "{:<26} {:>11} {:>8.2} {:>8.2} {:>11.1} {:>9.1} {:>8}  {}",

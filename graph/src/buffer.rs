@@ -255,8 +255,9 @@ impl BufferMemory {
     pub fn split(&self, n: usize) -> Vec<BufferPool> {
         let total = self.count() as usize;
         let n = n.max(1);
-        let ranges: Vec<std::ops::Range<u32>> =
-            (0..n).map(|w| (total * w / n) as u32..(total * (w + 1) / n) as u32).collect();
+        let ranges: Vec<std::ops::Range<u32>> = (0..n)
+            .map(|w| (total * w / n) as u32..(total * (w + 1) / n) as u32)
+            .collect();
         // Every batch in flight holds at least one buffer of the owner's range, and each other
         // pool has at most one partial batch per owner: this capacity can never fill.
         let chans: Vec<_> = ranges
@@ -303,7 +304,10 @@ struct ReturnBatch {
 
 impl Default for ReturnBatch {
     fn default() -> Self {
-        Self { len: 0, buffers: [0; RETURN_BATCH] }
+        Self {
+            len: 0,
+            buffers: [0; RETURN_BATCH],
+        }
     }
 }
 
@@ -450,7 +454,10 @@ impl BufferPool {
                 if self.range.contains(&bi.0) || self.owners.is_empty() {
                     self.free.push(bi.0);
                 } else {
-                    let owner = self.owners.partition_point(|&s| s <= bi.0).saturating_sub(1);
+                    let owner = self
+                        .owners
+                        .partition_point(|&s| s <= bi.0)
+                        .saturating_sub(1);
                     let st = &mut self.staged[owner];
                     st.buffers[st.len] = bi.0;
                     st.len += 1;
@@ -580,6 +587,10 @@ mod tests {
         assert_eq!(pools[0].alloc(), Some(a[0]));
         pools[2].free(a[0]);
         pools[2].free(a[0]);
-        assert_eq!(pools[2].stats().double_frees, 1, "double free caught on a foreign pool too");
+        assert_eq!(
+            pools[2].stats().double_frees,
+            1,
+            "double free caught on a foreign pool too"
+        );
     }
 }

@@ -122,7 +122,8 @@ impl WorkerStats {
 
     /// Counters in their own anonymous region.
     pub(crate) fn new(nodes: usize, errors: usize, interfaces: usize) -> Self {
-        let region = SharedRegion::anonymous(block_size(nodes, errors, interfaces)).expect("anonymous mapping for counters");
+        let region = SharedRegion::anonymous(block_size(nodes, errors, interfaces))
+            .expect("anonymous mapping for counters");
         Self::in_region(&region, 0, nodes, errors, interfaces).expect("block fits its own region")
     }
 

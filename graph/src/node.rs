@@ -83,6 +83,10 @@ pub trait Node: Send + 'static {
     fn is_idle(&self) -> bool {
         true
     }
+
+    /// Descriptors an idle worker may block on until this input node has packets (AF_PACKET
+    /// sockets); nodes without any are simply polled again when the worker wakes.
+    fn wait_fds(&self, _fds: &mut Vec<i32>) {}
 }
 
 /// Declares a node's error counters: an enum whose variants are the codes, and the descriptions.
@@ -125,6 +129,7 @@ pub(crate) trait DynNode: Send {
     fn run(&mut self, parts: crate::context::CtxParts<'_>, v: &mut Vector);
     fn reconfigure(&mut self, config: &crate::config::ConfigSet);
     fn is_idle(&self) -> bool;
+    fn wait_fds(&self, fds: &mut Vec<i32>);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn trace(&self) -> &dyn crate::trace::DynTraceBuf;
     fn trace_mut(&mut self) -> &mut dyn crate::trace::DynTraceBuf;
@@ -153,6 +158,10 @@ impl<N: Node> DynNode for NodeCell<N> {
 
     fn is_idle(&self) -> bool {
         self.node.is_idle()
+    }
+
+    fn wait_fds(&self, fds: &mut Vec<i32>) {
+        self.node.wait_fds(fds)
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

@@ -314,7 +314,14 @@ impl Node for PgInput {
                 b.hdr.rx_if = s.rx_if;
                 let len = b.hdr.current_length;
                 if cx.tracer.start(&mut b.hdr) {
-                    cx.tracer.add(&b.hdr, PgTrace { stream: si as u16, rx_if: s.rx_if, len });
+                    cx.tracer.add(
+                        &b.hdr,
+                        PgTrace {
+                            stream: si as u16,
+                            rx_if: s.rx_if,
+                            len,
+                        },
+                    );
                 }
                 cx.interfaces.rx(s.rx_if, len as usize);
                 v.push(bi, 0);

@@ -56,7 +56,13 @@ struct Queues {
 impl Queues {
     /// Appends a run of buffers to node `t`'s frames, in bulk.
     #[inline(always)]
-    fn enqueue_run(&mut self, t: usize, mut run: &[BufferIndex], pool: &mut BufferPool, stats: &WorkerStats) {
+    fn enqueue_run(
+        &mut self,
+        t: usize,
+        mut run: &[BufferIndex],
+        pool: &mut BufferPool,
+        stats: &WorkerStats,
+    ) {
         while !run.is_empty() {
             let mut fi = self.open[t];
             if fi == NO_FRAME {
@@ -119,7 +125,9 @@ impl Runtime {
         // Every frame holds at least one buffer and at most one per node is partly filled, so
         // this many frames can never run out.
         let n_frames = pool.stats().total as usize / crate::FRAME_SIZE + 2 * n + 8;
-        let stats = Arc::new(stats.unwrap_or_else(|| WorkerStats::new(n, layout.n_errors, cfg.max_interfaces)));
+        let stats = Arc::new(
+            stats.unwrap_or_else(|| WorkerStats::new(n, layout.n_errors, cfg.max_interfaces)),
+        );
         let inputs = (0..n as u32)
             .filter(|&i| layout.regs[i as usize].kind == NodeKind::Input)
             .collect();
@@ -239,7 +247,8 @@ impl Runtime {
     /// are the normal source).
     pub fn inject(&mut self, node: u32, buffers: &[BufferIndex]) {
         if (node as usize) < self.queues.open.len() {
-            self.queues.enqueue_run(node as usize, buffers, &mut self.pool, &self.stats);
+            self.queues
+                .enqueue_run(node as usize, buffers, &mut self.pool, &self.stats);
         }
     }
 
@@ -313,7 +322,12 @@ impl Runtime {
             }
             if next != NEXT_CONSUMED {
                 match targets.get(next as usize) {
-                    Some(&t) => self.queues.enqueue_run(t as usize, &buffers[k..e], &mut self.pool, &self.stats),
+                    Some(&t) => self.queues.enqueue_run(
+                        t as usize,
+                        &buffers[k..e],
+                        &mut self.pool,
+                        &self.stats,
+                    ),
                     None => {
                         // A node returned a slot it does not have: drop rather than misroute.
                         self.stats.misc().frame_drops.add((e - k) as u64);
@@ -379,7 +393,12 @@ impl Runtime {
             let n = f.len as usize;
             self.stats.misc().handoff_received.add(n as u64);
             if (f.target as usize) < self.queues.open.len() {
-                self.queues.enqueue_run(f.target as usize, &f.buffers[..n], &mut self.pool, &self.stats);
+                self.queues.enqueue_run(
+                    f.target as usize,
+                    &f.buffers[..n],
+                    &mut self.pool,
+                    &self.stats,
+                );
             }
         }
     }
@@ -389,6 +408,13 @@ impl Runtime {
         self.inputs
             .iter()
             .all(|&i| self.nodes[i as usize].is_idle())
+    }
+
+    /// Descriptors the input nodes can be woken by (see `Node::wait_fds`).
+    pub fn wait_fds(&self, fds: &mut Vec<i32>) {
+        for &i in &self.inputs {
+            self.nodes[i as usize].wait_fds(fds);
+        }
     }
 
     /// Packets queued but not yet processed.

@@ -43,7 +43,10 @@ impl RuntimeRow {
 }
 
 /// Node runtime rows of every worker, nodes that never ran left out.
-pub fn runtime_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> Vec<RuntimeRow> {
+pub fn runtime_rows<S: AsRef<WorkerStats>>(
+    names: &(impl CounterNames + ?Sized),
+    stats: &[S],
+) -> Vec<RuntimeRow> {
     let mut rows = Vec::new();
     for (w, s) in stats.iter().enumerate() {
         let s = s.as_ref();
@@ -66,7 +69,10 @@ pub fn runtime_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized),
 }
 
 /// `show runtime` text.
-pub fn runtime_text<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> String {
+pub fn runtime_text<S: AsRef<WorkerStats>>(
+    names: &(impl CounterNames + ?Sized),
+    stats: &[S],
+) -> String {
     let rows = runtime_rows(names, stats);
     let mut out = String::new();
     for (w, s) in stats.iter().enumerate() {
@@ -119,10 +125,16 @@ pub struct ErrorRow {
 }
 
 /// Non-zero error counters, summed over workers, plus the runtime's own drop counters.
-pub fn error_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> Vec<ErrorRow> {
+pub fn error_rows<S: AsRef<WorkerStats>>(
+    names: &(impl CounterNames + ?Sized),
+    stats: &[S],
+) -> Vec<ErrorRow> {
     let mut rows = Vec::new();
     for e in 0..names.error_count() {
-        let count: u64 = stats.iter().map(|s| s.as_ref().errors.get(e).map_or(0, |c| c.get())).sum();
+        let count: u64 = stats
+            .iter()
+            .map(|s| s.as_ref().errors.get(e).map_or(0, |c| c.get()))
+            .sum();
         if count == 0 {
             continue;
         }
@@ -135,7 +147,10 @@ pub fn error_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), s
             });
         }
     }
-    let handoff: u64 = stats.iter().map(|s| s.as_ref().misc().handoff_drops.get()).sum();
+    let handoff: u64 = stats
+        .iter()
+        .map(|s| s.as_ref().misc().handoff_drops.get())
+        .sum();
     if handoff > 0 {
         rows.push(ErrorRow {
             count: handoff,
@@ -144,7 +159,10 @@ pub fn error_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), s
             description: "handoff queue to another worker full".into(),
         });
     }
-    let frames: u64 = stats.iter().map(|s| s.as_ref().misc().frame_drops.get()).sum();
+    let frames: u64 = stats
+        .iter()
+        .map(|s| s.as_ref().misc().frame_drops.get())
+        .sum();
     if frames > 0 {
         rows.push(ErrorRow {
             count: frames,
@@ -157,7 +175,10 @@ pub fn error_rows<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), s
 }
 
 /// `show errors` text.
-pub fn errors_text<S: AsRef<WorkerStats>>(names: &(impl CounterNames + ?Sized), stats: &[S]) -> String {
+pub fn errors_text<S: AsRef<WorkerStats>>(
+    names: &(impl CounterNames + ?Sized),
+    stats: &[S],
+) -> String {
     let rows = error_rows(names, stats);
     let mut out = format!(
         "{:>12}  {:<24} {:<24} {}\n",

@@ -82,7 +82,12 @@ pub struct StatsSegment {
 impl StatsSegment {
     /// Creates the segment for `layout` and `workers` workers, at `path` (a file others can map)
     /// or anonymous when `path` is None.
-    pub fn create(path: Option<&Path>, layout: &Layout, workers: usize, interfaces: usize) -> std::io::Result<Self> {
+    pub fn create(
+        path: Option<&Path>,
+        layout: &Layout,
+        workers: usize,
+        interfaces: usize,
+    ) -> std::io::Result<Self> {
         let mut dir = String::new();
         for i in 0..layout.node_count() {
             dir.push_str(&format!("node\t{}\n", CounterNames::node_name(layout, i)));
@@ -102,12 +107,30 @@ impl StatsSegment {
         };
         let mut h = Vec::with_capacity(HEADER);
         h.extend_from_slice(MAGIC);
-        for v in [VERSION, workers as u64, nodes as u64, errors as u64, interfaces as u64, HEADER as u64, dir.len() as u64, block_off as u64, block as u64] {
+        for v in [
+            VERSION,
+            workers as u64,
+            nodes as u64,
+            errors as u64,
+            interfaces as u64,
+            HEADER as u64,
+            dir.len() as u64,
+            block_off as u64,
+            block as u64,
+        ] {
             h.extend_from_slice(&v.to_le_bytes());
         }
         region.write_at(0, &h);
         region.write_at(HEADER, dir.as_bytes());
-        Ok(Self { region, workers: workers.max(1), nodes, errors, interfaces, block_off, block })
+        Ok(Self {
+            region,
+            workers: workers.max(1),
+            nodes,
+            errors,
+            interfaces,
+            block_off,
+            block,
+        })
     }
 
     /// Worker `w`'s counters.
@@ -115,7 +138,13 @@ impl StatsSegment {
         if w >= self.workers {
             return None;
         }
-        WorkerStats::in_region(&self.region, self.block_off + w * self.block, self.nodes, self.errors, self.interfaces)
+        WorkerStats::in_region(
+            &self.region,
+            self.block_off + w * self.block,
+            self.nodes,
+            self.errors,
+            self.interfaces,
+        )
     }
 
     /// Interfaces each worker block has room for.
@@ -147,7 +176,9 @@ impl StatsView {
     pub fn open(path: &Path) -> Result<Self, StatsError> {
         let region = SharedRegion::open_read(path)?;
         let h = region.read_at(0, HEADER).ok_or(StatsError::Format)?;
-        let word = |i: usize| u64::from_le_bytes(h[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize;
+        let word = |i: usize| {
+            u64::from_le_bytes(h[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize
+        };
         if &h[..8] != MAGIC || word(1) != VERSION as usize {
             return Err(StatsError::Format);
         }
@@ -160,18 +191,29 @@ impl StatsView {
             let f: Vec<&str> = line.split('\t').collect();
             match f.as_slice() {
                 ["node", n] => node_names.push(n.to_string()),
-                ["error", n, name, d] => error_names.push((n.to_string(), name.to_string(), d.to_string())),
+                ["error", n, name, d] => {
+                    error_names.push((n.to_string(), name.to_string(), d.to_string()))
+                }
                 _ => return Err(StatsError::Format),
             }
         }
-        if node_names.len() != nodes || error_names.len() != errors || word(9) != block_size(nodes, errors, interfaces) {
+        if node_names.len() != nodes
+            || error_names.len() != errors
+            || word(9) != block_size(nodes, errors, interfaces)
+        {
             return Err(StatsError::Format);
         }
         let stats = (0..workers)
-            .map(|w| WorkerStats::in_region(&region, word(8) + w * word(9), nodes, errors, interfaces))
+            .map(|w| {
+                WorkerStats::in_region(&region, word(8) + w * word(9), nodes, errors, interfaces)
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or(StatsError::Format)?;
-        Ok(Self { workers: stats, nodes: node_names, errors: error_names })
+        Ok(Self {
+            workers: stats,
+            nodes: node_names,
+            errors: error_names,
+        })
     }
 
     /// Every worker's counters (read only: do not clear through a view).
@@ -191,6 +233,8 @@ impl CounterNames for StatsView {
         self.errors.len()
     }
     fn error_names(&self, e: usize) -> Option<(&str, &str, &str)> {
-        self.errors.get(e).map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        self.errors
+            .get(e)
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
     }
 }

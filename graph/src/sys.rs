@@ -274,17 +274,35 @@ unsafe impl Sync for SharedRegion {}
 impl SharedRegion {
     /// A zeroed anonymous region of `len` bytes.
     pub fn anonymous(len: usize) -> std::io::Result<std::sync::Arc<Self>> {
-        Self::map(len.max(8), libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, libc::PROT_READ | libc::PROT_WRITE)
+        Self::map(
+            len.max(8),
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
     }
 
     /// A zeroed region backed by a new file at `path` (replacing an old one), mode 0644.
-    pub fn create_file(path: &std::path::Path, len: usize) -> std::io::Result<std::sync::Arc<Self>> {
+    pub fn create_file(
+        path: &std::path::Path,
+        len: usize,
+    ) -> std::io::Result<std::sync::Arc<Self>> {
         use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
         let _ = std::fs::remove_file(path);
-        let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o644).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)?;
         f.set_len(len.max(8) as u64)?;
-        Self::map(len.max(8), libc::MAP_SHARED, f.as_raw_fd(), libc::PROT_READ | libc::PROT_WRITE)
+        Self::map(
+            len.max(8),
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
     }
 
     /// Maps an existing file read-only.
@@ -293,7 +311,10 @@ impl SharedRegion {
         let f = std::fs::File::open(path)?;
         let len = f.metadata()?.len() as usize;
         if len < 8 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "stats segment too small"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stats segment too small",
+            ));
         }
         Self::map(len, libc::MAP_SHARED, f.as_raw_fd(), libc::PROT_READ)
     }
@@ -326,7 +347,9 @@ impl SharedRegion {
             return false;
         }
         // SAFETY: in range; called during setup while no other reference reads these bytes.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
+        };
         true
     }
 
@@ -338,7 +361,9 @@ impl SharedRegion {
         }
         let mut v = vec![0u8; len];
         // SAFETY: in range; these bytes are written once at setup, before readers map the file.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), v.as_mut_ptr(), len) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), v.as_mut_ptr(), len)
+        };
         Some(v)
     }
 }
@@ -372,7 +397,11 @@ impl<T: Zeroable + Sync> SegSlice<T> {
         }
         // Page-aligned base plus an aligned offset: aligned for T.
         let ptr = region.ptr.as_ptr().wrapping_add(offset) as *const T;
-        Some(Self { region: region.clone(), ptr, len })
+        Some(Self {
+            region: region.clone(),
+            ptr,
+            len,
+        })
     }
 
     /// The region.
@@ -398,6 +427,76 @@ unsafe impl Zeroable for crate::counters::NodeCounters {}
 unsafe impl Zeroable for crate::counters::InterfaceCounters {}
 // SAFETY: repr(C) struct of Counters.
 unsafe impl Zeroable for crate::counters::MiscCounters {}
+
+/// An eventfd that wakes a worker blocked in [`poll_fds`] when a control message arrives.
+pub struct WakeFd(std::os::fd::OwnedFd);
+
+impl WakeFd {
+    /// A non-blocking eventfd.
+    pub fn new() -> std::io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(Self(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes the waiter (never blocks; an overflowing counter is already a pending wake-up).
+    pub fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
+    }
+
+    /// Clears pending wake-ups.
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64; non-blocking, so an empty counter returns EAGAIN.
+        unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+    }
+
+    /// The descriptor, for poll.
+    pub fn raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes; returns how many are ready.
+pub fn poll_fds(fds: &[i32], timeout: std::time::Duration) -> std::io::Result<usize> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: pfds is a valid array of pfds.len() pollfd structs for the duration of the call.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(rc as usize)
+}
 
 /// Reads the CPU's time-stamp counter (clocks for `show runtime`).
 #[inline(always)]

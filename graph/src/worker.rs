@@ -12,7 +12,7 @@ use crate::graph::Layout;
 use crate::handoff::HandoffPorts;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::time::{Clock, SystemClock};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,9 +31,7 @@ enum WorkerMsg {
 pub struct IdlePolicy {
     /// Empty loops before sleeping.
     pub spin_loops: u32,
-    /// First sleep.
-    pub min_sleep: Duration,
-    /// Longest sleep (bounds added latency for the first packet after idle).
+    /// Longest block in poll (bounds the delay of input nodes that have no descriptor).
     pub max_sleep: Duration,
 }
 
@@ -41,7 +39,6 @@ impl Default for IdlePolicy {
     fn default() -> Self {
         Self {
             spin_loops: 1024,
-            min_sleep: Duration::from_micros(50),
             max_sleep: Duration::from_millis(10),
         }
     }
@@ -82,6 +79,8 @@ impl Default for WorkerOptions {
 
 struct Handle {
     tx: Sender<WorkerMsg>,
+    /// Wakes the worker when it sleeps in poll.
+    wake: Arc<crate::sys::WakeFd>,
     stats: Arc<WorkerStats>,
     thread: Option<JoinHandle<()>>,
 }
@@ -113,16 +112,26 @@ impl Workers {
         let mut backing = crate::sys::PageBacking::Small4K;
         for (w, (pool, ports)) in pools.into_iter().zip(ports).enumerate() {
             backing = pool.backing();
-            let rt = Runtime::with_handoff(layout, w, pool, &opts.runtime, ports, segment.worker_stats(w));
+            let rt = Runtime::with_handoff(
+                layout,
+                w,
+                pool,
+                &opts.runtime,
+                ports,
+                segment.worker_stats(w),
+            );
             let stats = rt.stats().clone();
             let (tx, rx) = crossbeam_channel::unbounded();
             let cpu = opts.cpus.get(w).copied();
             let idle = opts.idle.clone();
+            let wake = Arc::new(crate::sys::WakeFd::new()?);
+            let wake2 = wake.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("vpg_wk_{w}"))
-                .spawn(move || run(rt, rx, cpu, idle))?;
+                .spawn(move || run(rt, rx, wake2, cpu, idle))?;
             handles.push(Handle {
                 tx,
+                wake,
                 stats,
                 thread: Some(thread),
             });
@@ -163,6 +172,7 @@ impl Workers {
     pub fn configure(&self, config: Arc<ConfigSet>) {
         for h in &self.handles {
             let _ = h.tx.send(WorkerMsg::Config(config.clone()));
+            h.wake.notify();
         }
     }
 
@@ -178,13 +188,18 @@ impl Workers {
             let _ = rtx.send(f(rt));
         });
         h.tx.send(WorkerMsg::Exec(action)).ok()?;
+        h.wake.notify();
         rrx.recv().ok()
     }
 
     /// Queues `f` to run on worker `w` between frames without waiting for it.
     pub fn post(&self, w: usize, f: impl FnOnce(&mut Runtime) + Send + 'static) -> bool {
         match self.handles.get(w) {
-            Some(h) => h.tx.send(WorkerMsg::Exec(Box::new(f))).is_ok(),
+            Some(h) => {
+                let ok = h.tx.send(WorkerMsg::Exec(Box::new(f))).is_ok();
+                h.wake.notify();
+                ok
+            }
             None => false,
         }
     }
@@ -197,6 +212,7 @@ impl Workers {
     fn stop_all(&mut self) {
         for h in &self.handles {
             let _ = h.tx.send(WorkerMsg::Stop);
+            h.wake.notify();
         }
         for h in &mut self.handles {
             if let Some(t) = h.thread.take() {
@@ -222,14 +238,20 @@ fn apply(rt: &mut Runtime, m: WorkerMsg) -> bool {
     true
 }
 
-fn run(mut rt: Runtime, rx: Receiver<WorkerMsg>, cpu: Option<usize>, idle: IdlePolicy) {
+fn run(
+    mut rt: Runtime,
+    rx: Receiver<WorkerMsg>,
+    wake: Arc<crate::sys::WakeFd>,
+    cpu: Option<usize>,
+    idle: IdlePolicy,
+) {
     if let Some(c) = cpu {
         // Pinning can fail in a restricted cpuset; the worker still runs, unpinned.
         let _ = crate::sys::pin_current_thread(c);
     }
     let clock = SystemClock::default();
     let mut empty = 0u32;
-    let mut sleep = idle.min_sleep;
+    let mut fds = Vec::with_capacity(16);
     loop {
         while let Ok(m) = rx.try_recv() {
             if !apply(&mut rt, m) {
@@ -239,24 +261,21 @@ fn run(mut rt: Runtime, rx: Receiver<WorkerMsg>, cpu: Option<usize>, idle: IdleP
         let produced = rt.dispatch(clock.now());
         if produced > 0 || rt.pending() > 0 {
             empty = 0;
-            sleep = idle.min_sleep;
             continue;
         }
         empty += 1;
-        if empty < idle.spin_loops {
+        if empty < idle.spin_loops || !rt.inputs_idle() {
             std::hint::spin_loop();
             continue;
         }
-        match rx.recv_timeout(sleep) {
-            Ok(m) => {
-                if !apply(&mut rt, m) {
-                    return;
-                }
-                empty = 0;
-                sleep = idle.min_sleep;
-            }
-            Err(RecvTimeoutError::Timeout) => sleep = (sleep * 2).min(idle.max_sleep),
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
+        // Idle: block until an input descriptor is readable, a control message arrives (the
+        // control side writes the eventfd after queueing it) or `max_sleep` passes (for input
+        // nodes without descriptors and for timers).
+        fds.clear();
+        fds.push(wake.raw_fd());
+        rt.wait_fds(&mut fds);
+        let _ = crate::sys::poll_fds(&fds, idle.max_sleep);
+        wake.drain();
+        empty = 0;
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use vpg_graph::pg::{PgCapture, PgInput, Stream, PG_INPUT};
 use vpg_graph::{
-    ArcId, BufferPool, ConfigSet, Ctx, FeatureConfig, FeatureRegistration, GraphSpec, InterfaceOutput, Node,
-    NodeRegistration, Runtime, RuntimeConfig, Time, Vector, WorkerOptions, Workers, INTERFACE_OUTPUT,
+    ArcId, BufferPool, ConfigSet, Ctx, FeatureConfig, FeatureRegistration, GraphSpec,
+    InterfaceOutput, Node, NodeRegistration, Runtime, RuntimeConfig, Time, Vector, WorkerOptions,
+    Workers, INTERFACE_OUTPUT,
 };
 
 #[derive(Clone, Copy)]
@@ -47,10 +48,26 @@ impl Node for Feature {
 fn arc_graph() -> GraphSpec {
     let mut g = GraphSpec::new();
     g.node(|| PgInput::new("start"))
-        .node(|| Feature { name: "start", tag: 0, arc_start: true })
-        .node(|| Feature { name: "acl", tag: 1, arc_start: false })
-        .node(|| Feature { name: "nat", tag: 2, arc_start: false })
-        .node(|| Feature { name: "esp", tag: 3, arc_start: false })
+        .node(|| Feature {
+            name: "start",
+            tag: 0,
+            arc_start: true,
+        })
+        .node(|| Feature {
+            name: "acl",
+            tag: 1,
+            arc_start: false,
+        })
+        .node(|| Feature {
+            name: "nat",
+            tag: 2,
+            arc_start: false,
+        })
+        .node(|| Feature {
+            name: "esp",
+            tag: 3,
+            arc_start: false,
+        })
         .arc(ArcId::Ip4Output, &["start"], INTERFACE_OUTPUT)
         .feature(FeatureRegistration::new(ArcId::Ip4Output, "esp").after("nat"))
         .feature(FeatureRegistration::new(ArcId::Ip4Output, "nat").after("acl"))
@@ -60,11 +77,18 @@ fn arc_graph() -> GraphSpec {
 
 fn runtime(g: GraphSpec, buffers: u32) -> (Runtime, Vec<crossbeam_channel::Receiver<Vec<u8>>>) {
     let layout = g.build().unwrap();
-    let mut rt = Runtime::new(&layout, 0, BufferPool::with_count(buffers, false).unwrap(), &RuntimeConfig::default());
+    let mut rt = Runtime::new(
+        &layout,
+        0,
+        BufferPool::with_count(buffers, false).unwrap(),
+        &RuntimeConfig::default(),
+    );
     let mut rxs = Vec::new();
     for sw_if in 0..3 {
         let (dev, rx) = PgCapture::new();
-        rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT).unwrap().set_device(sw_if, Some(Box::new(dev)));
+        rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
+            .unwrap()
+            .set_device(sw_if, Some(Box::new(dev)));
         rxs.push(rx);
     }
     (rt, rxs)
@@ -95,14 +119,27 @@ fn features_run_in_declared_order_only_where_enabled() {
     send(&mut rt, 0, 1);
     send(&mut rt, 1, 1);
     send(&mut rt, 2, 1);
-    assert_eq!(rxs[0].try_iter().collect::<Vec<_>>(), vec![vec![0xaa, 0, 1, 3]]);
-    assert_eq!(rxs[1].try_iter().collect::<Vec<_>>(), vec![vec![0xaa, 0, 2]]);
-    assert_eq!(rxs[2].try_iter().collect::<Vec<_>>(), vec![vec![0xaa, 0]], "no features: straight to the end node");
+    assert_eq!(
+        rxs[0].try_iter().collect::<Vec<_>>(),
+        vec![vec![0xaa, 0, 1, 3]]
+    );
+    assert_eq!(
+        rxs[1].try_iter().collect::<Vec<_>>(),
+        vec![vec![0xaa, 0, 2]]
+    );
+    assert_eq!(
+        rxs[2].try_iter().collect::<Vec<_>>(),
+        vec![vec![0xaa, 0]],
+        "no features: straight to the end node"
+    );
     // Disabling takes effect with the next snapshot.
     f.disable(ArcId::Ip4Output, 0, pos("acl"));
     rt.reconfigure(Arc::new(ConfigSet::new().with(Arc::new(f))));
     send(&mut rt, 0, 1);
-    assert_eq!(rxs[0].try_iter().collect::<Vec<_>>(), vec![vec![0xaa, 0, 3]]);
+    assert_eq!(
+        rxs[0].try_iter().collect::<Vec<_>>(),
+        vec![vec![0xaa, 0, 3]]
+    );
 }
 
 #[test]
@@ -116,7 +153,11 @@ fn many_packets_move_in_full_vectors_and_buffers_return_to_the_pool() {
     let start = layout.node_index("start").unwrap() as usize;
     let c = &rt.stats().nodes[start];
     assert_eq!(c.vectors.get(), 10_000);
-    assert!(c.vectors.get() / c.calls.get() >= 200, "vectors are large: {} calls", c.calls.get());
+    assert!(
+        c.vectors.get() / c.calls.get() >= 200,
+        "vectors are large: {} calls",
+        c.calls.get()
+    );
     assert_eq!(rt.pool_stats().double_frees, 0);
 }
 
@@ -176,18 +217,29 @@ impl Node for Sink {
 #[test]
 fn workers_hand_off_between_threads_and_apply_config_between_frames() {
     let mut g = GraphSpec::new();
-    g.node(|| PgInput::new("handoff")).node(|| Handoff).node(Sink::default);
+    g.node(|| PgInput::new("handoff"))
+        .node(|| Handoff)
+        .node(Sink::default);
     let layout = g.build().unwrap();
-    let opts = WorkerOptions { workers: 2, buffers_per_worker: 4096, huge_pages: true, ..Default::default() };
+    let opts = WorkerOptions {
+        workers: 2,
+        buffers_per_worker: 4096,
+        huge_pages: true,
+        ..Default::default()
+    };
     let w = Workers::start(&layout, &opts).unwrap();
     w.exec(0, |rt| {
-        rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(Stream::new("s", 0, vec![vec![1; 64]]).with_limit(5000))
+        rt.node_mut::<PgInput>(PG_INPUT)
+            .unwrap()
+            .add_stream(Stream::new("s", 0, vec![vec![1; 64]]).with_limit(5000))
     })
     .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut seen = 0;
     while std::time::Instant::now() < deadline {
-        seen = w.exec(1, |rt| rt.node_mut::<Sink>("sink").unwrap().seen).unwrap();
+        seen = w
+            .exec(1, |rt| rt.node_mut::<Sink>("sink").unwrap().seen)
+            .unwrap();
         let dropped = w.stats()[0].misc().handoff_drops.get();
         if seen + dropped == 5000 {
             break;
@@ -196,15 +248,26 @@ fn workers_hand_off_between_threads_and_apply_config_between_frames() {
     }
     let stats = w.stats();
     let dropped = stats[0].misc().handoff_drops.get();
-    assert_eq!(seen + dropped, 5000, "every packet either arrived or was counted as dropped");
+    assert_eq!(
+        seen + dropped,
+        5000,
+        "every packet either arrived or was counted as dropped"
+    );
     assert_eq!(stats[0].misc().handoff_sent.get(), seen);
     assert_eq!(stats[1].misc().handoff_received.get(), seen);
     assert!(seen > 0);
-    assert_eq!(w.exec(0, |rt| rt.node_mut::<Sink>("sink").unwrap().seen).unwrap(), 0, "worker 0 kept none");
+    assert_eq!(
+        w.exec(0, |rt| rt.node_mut::<Sink>("sink").unwrap().seen)
+            .unwrap(),
+        0,
+        "worker 0 kept none"
+    );
     // A snapshot reaches every worker.
     w.configure(Arc::new(ConfigSet::new().with(Arc::new(42u32))));
     for k in 0..2 {
-        let v = w.exec(k, |rt| rt.config().get::<u32>().map(|v| *v)).unwrap();
+        let v = w
+            .exec(k, |rt| rt.config().get::<u32>().map(|v| *v))
+            .unwrap();
         assert_eq!(v, Some(42));
     }
     w.stop();
@@ -213,10 +276,17 @@ fn workers_hand_off_between_threads_and_apply_config_between_frames() {
 #[test]
 fn full_handoff_queue_drops_and_counts() {
     let mut g = GraphSpec::new();
-    g.node(|| PgInput::new("handoff")).node(|| Handoff).node(Sink::default);
+    g.node(|| PgInput::new("handoff"))
+        .node(|| Handoff)
+        .node(Sink::default);
     let layout = g.build().unwrap();
     // More buffers than the queue holds, so the queue fills before the pool runs dry.
-    let opts = WorkerOptions { workers: 2, buffers_per_worker: 32768, huge_pages: false, ..Default::default() };
+    let opts = WorkerOptions {
+        workers: 2,
+        buffers_per_worker: 32768,
+        huge_pages: false,
+        ..Default::default()
+    };
     let w = Workers::start(&layout, &opts).unwrap();
     // Stall worker 1 so its queue cannot drain while worker 0 floods it.
     let (stall_tx, stall_rx) = crossbeam_channel::bounded::<()>(0);
@@ -227,14 +297,19 @@ fn full_handoff_queue_drops_and_counts() {
     }));
     entered_rx.recv().unwrap();
     w.exec(0, |rt| {
-        rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(Stream::new("s", 0, vec![vec![1; 64]]).with_limit(100_000))
+        rt.node_mut::<PgInput>(PG_INPUT)
+            .unwrap()
+            .add_stream(Stream::new("s", 0, vec![vec![1; 64]]).with_limit(100_000))
     })
     .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while w.stats()[0].misc().handoff_drops.get() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(w.stats()[0].misc().handoff_drops.get() > 0, "drops counted while the queue is full");
+    assert!(
+        w.stats()[0].misc().handoff_drops.get() > 0,
+        "drops counted while the queue is full"
+    );
     drop(stall_tx);
     w.stop();
 }
@@ -242,25 +317,45 @@ fn full_handoff_queue_drops_and_counts() {
 #[test]
 fn stats_segment_is_readable_from_a_file_while_workers_run() {
     let mut g = GraphSpec::new();
-    g.node(|| PgInput::new("handoff")).node(|| Handoff).node(Sink::default);
+    g.node(|| PgInput::new("handoff"))
+        .node(|| Handoff)
+        .node(Sink::default);
     let layout = g.build().unwrap();
     let path = std::env::temp_dir().join(format!("vpg-stats-{}", std::process::id()));
-    let opts = WorkerOptions { workers: 2, buffers_per_worker: 4096, stats_path: Some(path.clone()), ..Default::default() };
+    let opts = WorkerOptions {
+        workers: 2,
+        buffers_per_worker: 4096,
+        stats_path: Some(path.clone()),
+        ..Default::default()
+    };
     let w = Workers::start(&layout, &opts).unwrap();
-    w.exec(0, |rt| rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(Stream::new("s", 3, vec![vec![1; 64]]).with_limit(1000)))
-        .unwrap();
+    w.exec(0, |rt| {
+        rt.node_mut::<PgInput>(PG_INPUT)
+            .unwrap()
+            .add_stream(Stream::new("s", 3, vec![vec![1; 64]]).with_limit(1000))
+    })
+    .unwrap();
     let view = vpg_graph::stats_segment::StatsView::open(&path).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while view.workers()[1].misc().handoff_received.get() < 1000 && std::time::Instant::now() < deadline {
+    while view.workers()[1].misc().handoff_received.get() < 1000
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     // The reader sees the workers' counters through its own read-only mapping.
     assert_eq!(view.workers()[1].misc().handoff_received.get(), 1000);
     assert_eq!(view.workers()[0].interfaces[3].rx_packets.get(), 1000);
     let rows = vpg_graph::show::runtime_rows(&view, view.workers());
-    let sink = rows.iter().find(|r| r.node == "sink" && r.worker == 1).unwrap();
+    let sink = rows
+        .iter()
+        .find(|r| r.node == "sink" && r.worker == 1)
+        .unwrap();
     assert_eq!(sink.vectors, 1000);
-    assert_eq!(rows, vpg_graph::show::runtime_rows(&**w.layout(), &w.stats()), "file view equals the live counters");
+    assert_eq!(
+        rows,
+        vpg_graph::show::runtime_rows(&**w.layout(), &w.stats()),
+        "file view equals the live counters"
+    );
     w.stop();
     std::fs::write(&path, b"garbage that is not a segment").unwrap();
     assert!(vpg_graph::stats_segment::StatsView::open(&path).is_err());

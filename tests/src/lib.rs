@@ -56,11 +56,18 @@ impl Harness {
 
     /// Adds an up interface with an address and a capture device.
     pub fn add_interface(&mut self, sw_if: u32, mac: [u8; 6], addr: &str) {
-        self.ip4.add_interface(sw_if, &format!("pg{sw_if}"), EthernetAddress(mac)).unwrap();
+        self.ip4
+            .add_interface(sw_if, &format!("pg{sw_if}"), EthernetAddress(mac))
+            .unwrap();
         self.ip4.set_admin_up(sw_if, true).unwrap();
-        self.ip4.add_address(sw_if, addr.parse::<Ipv4Cidr>().unwrap()).unwrap();
+        self.ip4
+            .add_address(sw_if, addr.parse::<Ipv4Cidr>().unwrap())
+            .unwrap();
         let (dev, rx) = PgCapture::new();
-        let out = self.rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT).unwrap();
+        let out = self
+            .rt
+            .node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
+            .unwrap();
         out.set_device(sw_if, Some(Box::new(dev)));
         self.captures.insert(sw_if, rx);
         self.commit();
@@ -68,13 +75,17 @@ impl Harness {
 
     /// Adds a neighbor.
     pub fn add_neighbor(&mut self, sw_if: u32, ip: &str, mac: [u8; 6]) {
-        self.ip4.add_neighbor(sw_if, ip.parse::<Ipv4Addr>().unwrap(), EthernetAddress(mac)).unwrap();
+        self.ip4
+            .add_neighbor(sw_if, ip.parse::<Ipv4Addr>().unwrap(), EthernetAddress(mac))
+            .unwrap();
         self.commit();
     }
 
     /// Publishes the control state to the runtime (between frames).
     pub fn commit(&mut self) {
-        let cfg = ConfigSet::new().with(self.ip4.tables()).with(Arc::new(self.features.clone()));
+        let cfg = ConfigSet::new()
+            .with(self.ip4.tables())
+            .with(Arc::new(self.features.clone()));
         self.rt.reconfigure(Arc::new(cfg));
     }
 
@@ -99,7 +110,10 @@ impl Harness {
 
     /// Packets transmitted on `sw_if` since the last call.
     pub fn captured(&self, sw_if: u32) -> Vec<Vec<u8>> {
-        self.captures.get(&sw_if).map(|rx| rx.try_iter().collect()).unwrap_or_default()
+        self.captures
+            .get(&sw_if)
+            .map(|rx| rx.try_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Non-zero error counters.
@@ -109,7 +123,10 @@ impl Harness {
 
     /// The count of `node`'s error `name` (0 when absent).
     pub fn error(&self, node: &str, name: &str) -> u64 {
-        self.errors().iter().find(|r| r.node == node && r.name == name).map_or(0, |r| r.count)
+        self.errors()
+            .iter()
+            .find(|r| r.node == node && r.name == name)
+            .map_or(0, |r| r.count)
     }
 
     /// `show trace` text.
@@ -124,9 +141,20 @@ impl Harness {
 }
 
 /// Builds an Ethernet/IPv4/UDP frame with correct checksums.
-pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: &str, dst: &str, ttl: u8, payload: &[u8]) -> Vec<u8> {
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src.parse::<Ipv4Addr>().unwrap().octets(), dst.parse::<Ipv4Addr>().unwrap().octets(), ttl)
+        .ipv4(
+            src.parse::<Ipv4Addr>().unwrap().octets(),
+            dst.parse::<Ipv4Addr>().unwrap().octets(),
+            ttl,
+        )
         .udp(1234, 5678);
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, payload).unwrap();
@@ -136,7 +164,11 @@ pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: &str, dst: &str, ttl: 
 /// Builds an Ethernet/IPv4/ICMP echo request.
 pub fn ping_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: &str, dst: &str, ttl: u8) -> Vec<u8> {
     let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src.parse::<Ipv4Addr>().unwrap().octets(), dst.parse::<Ipv4Addr>().unwrap().octets(), ttl)
+        .ipv4(
+            src.parse::<Ipv4Addr>().unwrap().octets(),
+            dst.parse::<Ipv4Addr>().unwrap().octets(),
+            ttl,
+        )
         .icmpv4_echo_request(7, 1);
     let mut out = Vec::new();
     b.write(&mut out, b"ping payload").unwrap();

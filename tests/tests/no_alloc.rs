@@ -35,7 +35,9 @@ fn forwarding_and_drops_allocate_nothing_in_steady_state() {
     for routes in [1usize, 10_000] {
         let (mut rt, _) = vpg_bench::forward::forwarding_runtime(routes, false, 4096).unwrap();
         // Mix in drops: a bad-checksum stream beside the good one.
-        let pg = rt.node_mut::<vpg_graph::pg::PgInput>(vpg_graph::pg::PG_INPUT).unwrap();
+        let pg = rt
+            .node_mut::<vpg_graph::pg::PgInput>(vpg_graph::pg::PG_INPUT)
+            .unwrap();
         let mut bad = pg.streams()[0].images()[0].clone();
         bad[14 + 10] ^= 0xff;
         pg.add_stream(vpg_graph::pg::Stream::new("bad", 0, vec![bad]));
@@ -53,6 +55,9 @@ fn forwarding_and_drops_allocate_nothing_in_steady_state() {
         let forwarded = stats.interfaces[1].tx_packets.get();
         assert!(forwarded > 200_000, "traffic flowed: {forwarded}");
         assert!(stats.interfaces[0].drops.get() > 0, "drops happened too");
-        assert_eq!(allocs, 0, "{routes} routes: {allocs} allocations while forwarding");
+        assert_eq!(
+            allocs, 0,
+            "{routes} routes: {allocs} allocations while forwarding"
+        );
     }
 }

@@ -11,7 +11,16 @@ fn pcap_in_forwarded_pcap_out() {
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.pcap");
     let frames: Vec<Vec<u8>> = (0..20u8)
-        .map(|i| udp_frame([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 1, 0xa], "10.0.1.2", "10.0.2.2", 64, &[i; 30]))
+        .map(|i| {
+            udp_frame(
+                [2, 0, 0, 0, 0, 0xa],
+                [2, 0, 0, 0, 1, 0xa],
+                "10.0.1.2",
+                "10.0.2.2",
+                64,
+                &[i; 30],
+            )
+        })
         .collect();
     pg::write_pcap(&input, &frames).unwrap();
 
@@ -19,7 +28,9 @@ fn pcap_in_forwarded_pcap_out() {
     h.add_interface(0, [2, 0, 0, 0, 0, 0xa], "10.0.1.1/24");
     h.add_interface(1, [2, 0, 0, 0, 0, 0xb], "10.0.2.1/24");
     h.add_neighbor(1, "10.0.2.2", [2, 0, 0, 0, 1, 0xb]);
-    let s = Stream::from_pcap("from-file", 0, &input).unwrap().with_limit(20);
+    let s = Stream::from_pcap("from-file", 0, &input)
+        .unwrap()
+        .with_limit(20);
     h.rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(s);
     h.run();
     let out = h.captured(1);
@@ -31,7 +42,11 @@ fn pcap_in_forwarded_pcap_out() {
     for (i, r) in back.iter().enumerate() {
         assert_eq!(&r.data[0..6], &[2, 0, 0, 0, 1, 0xb]);
         assert_eq!(r.data[14 + 8], 63, "TTL decremented");
-        assert_eq!(&r.data[r.data.len() - 30..], &[i as u8; 30][..], "payload intact and in order");
+        assert_eq!(
+            &r.data[r.data.len() - 30..],
+            &[i as u8; 30][..],
+            "payload intact and in order"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

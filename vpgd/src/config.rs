@@ -127,22 +127,32 @@ fn default_segment() -> PathBuf {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { count: 1, cpus: Vec::new() }
+        Self {
+            count: 1,
+            cpus: Vec::new(),
+        }
     }
 }
 impl Default for BuffersConfig {
     fn default() -> Self {
-        Self { per_worker: default_buffers(), huge_pages: true }
+        Self {
+            per_worker: default_buffers(),
+            huge_pages: true,
+        }
     }
 }
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { socket: default_socket() }
+        Self {
+            socket: default_socket(),
+        }
     }
 }
 impl Default for StatsConfig {
     fn default() -> Self {
-        Self { segment: default_segment() }
+        Self {
+            segment: default_segment(),
+        }
     }
 }
 
@@ -172,20 +182,26 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), why: why.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
 }
 
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
         Self::parse(&text)
     }
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string().trim_end().to_string()))?;
+        let c: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse(e.to_string().trim_end().to_string()))?;
         c.validate()?;
         Ok(c)
     }
@@ -193,33 +209,58 @@ impl Config {
     /// Checks ranges and formats that the types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=64).contains(&self.workers.count) {
-            return Err(invalid("workers.count", format!("{} is out of range 1..=64", self.workers.count)));
+            return Err(invalid(
+                "workers.count",
+                format!("{} is out of range 1..=64", self.workers.count),
+            ));
         }
         if !self.workers.cpus.is_empty() && self.workers.cpus.len() != self.workers.count {
             return Err(invalid(
                 "workers.cpus",
-                format!("lists {} CPUs for {} workers", self.workers.cpus.len(), self.workers.count),
+                format!(
+                    "lists {} CPUs for {} workers",
+                    self.workers.cpus.len(),
+                    self.workers.count
+                ),
             ));
         }
         if !(1024..=1_048_576).contains(&self.buffers.per_worker) {
-            return Err(invalid("buffers.per_worker", format!("{} is out of range 1024..=1048576", self.buffers.per_worker)));
+            return Err(invalid(
+                "buffers.per_worker",
+                format!("{} is out of range 1024..=1048576", self.buffers.per_worker),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, itf) in self.interfaces.iter().enumerate() {
             let f = |s: &str| format!("interface[{i}].{s}");
             if itf.host_if.is_empty() || itf.host_if.len() > 15 {
-                return Err(invalid(f("host_if"), "must be a Linux interface name of 1 to 15 bytes"));
+                return Err(invalid(
+                    f("host_if"),
+                    "must be a Linux interface name of 1 to 15 bytes",
+                ));
             }
             let name = itf.name.clone().unwrap_or_else(|| itf.host_if.clone());
             if name.is_empty() || !names.insert(name.clone()) {
-                return Err(invalid(f("name"), format!("'{name}' is empty or used by another interface")));
+                return Err(invalid(
+                    f("name"),
+                    format!("'{name}' is empty or used by another interface"),
+                ));
             }
             if let Some(m) = &itf.mac {
-                parse_mac(m).ok_or_else(|| invalid(f("mac"), format!("'{m}' is not a MAC address like 02:00:00:00:00:01")))?;
+                parse_mac(m).ok_or_else(|| {
+                    invalid(
+                        f("mac"),
+                        format!("'{m}' is not a MAC address like 02:00:00:00:00:01"),
+                    )
+                })?;
             }
             for (j, a) in itf.addresses.iter().enumerate() {
-                a.parse::<Ipv4Cidr>()
-                    .map_err(|_| invalid(f(&format!("addresses[{j}]")), format!("'{a}' is not an IPv4 address with prefix length")))?;
+                a.parse::<Ipv4Cidr>().map_err(|_| {
+                    invalid(
+                        f(&format!("addresses[{j}]")),
+                        format!("'{a}' is not an IPv4 address with prefix length"),
+                    )
+                })?;
             }
             if let Some(m) = itf.mtu {
                 if !(68..=9000).contains(&m) {
@@ -284,11 +325,16 @@ mod tests {
         assert!(e.to_string().contains("cuont"), "{e}");
         let e = Config::parse("[workers]\ncount = \"two\"\n").unwrap_err();
         assert!(e.to_string().contains("count"), "{e}");
-        let e = Config::parse("[[interface]]\nhost_if = \"a\"\naddresses = [\"10.0.0.1\"]\n").unwrap_err();
-        assert!(e.to_string().starts_with("interface[0].addresses[0]:"), "{e}");
+        let e = Config::parse("[[interface]]\nhost_if = \"a\"\naddresses = [\"10.0.0.1\"]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("interface[0].addresses[0]:"),
+            "{e}"
+        );
         let e = Config::parse("[[interface]]\nhost_if = \"a\"\nmac = \"zz\"\n").unwrap_err();
         assert!(e.to_string().starts_with("interface[0].mac:"), "{e}");
-        let e = Config::parse("[[interface]]\nhost_if = \"a\"\n[[interface]]\nhost_if = \"a\"\n").unwrap_err();
+        let e = Config::parse("[[interface]]\nhost_if = \"a\"\n[[interface]]\nhost_if = \"a\"\n")
+            .unwrap_err();
         assert!(e.to_string().starts_with("interface[1].name:"), "{e}");
         let e = Config::parse("[workers]\ncount = 2\ncpus = [1]\n").unwrap_err();
         assert!(e.to_string().starts_with("workers.cpus:"), "{e}");

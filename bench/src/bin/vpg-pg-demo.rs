@@ -19,7 +19,14 @@ fn main() -> anyhow::Result<()> {
     vpg_ip4::register(&mut spec);
     spec.node(|| PgInput::new("ethernet-input"));
     let layout = spec.build()?;
-    let workers = Workers::start(&layout, &WorkerOptions { workers: 1, buffers_per_worker: 16384, ..Default::default() })?;
+    let workers = Workers::start(
+        &layout,
+        &WorkerOptions {
+            workers: 1,
+            buffers_per_worker: 16384,
+            ..Default::default()
+        },
+    )?;
 
     // Two interfaces: pg0 (hosts 10.0.1.0/24) and pg1 (a router at 10.0.2.2 for 172.16/12).
     let mut ip4 = Ip4Control::new();
@@ -29,17 +36,39 @@ fn main() -> anyhow::Result<()> {
     ip4.add_address(1, "10.0.2.1/24".parse()?)?;
     ip4.set_admin_up(0, true)?;
     ip4.set_admin_up(1, true)?;
-    ip4.add_neighbor(1, Ipv4Addr::new(10, 0, 2, 2), EthernetAddress([2, 0, 0, 0, 9, 2]))?;
-    ip4.add_route("172.16.0.0/12".parse::<Ipv4Cidr>()?, RoutePath::Via { next_hop: Ipv4Addr::new(10, 0, 2, 2), sw_if: 1 })?;
+    ip4.add_neighbor(
+        1,
+        Ipv4Addr::new(10, 0, 2, 2),
+        EthernetAddress([2, 0, 0, 0, 9, 2]),
+    )?;
+    ip4.add_route(
+        "172.16.0.0/12".parse::<Ipv4Cidr>()?,
+        RoutePath::Via {
+            next_hop: Ipv4Addr::new(10, 0, 2, 2),
+            sw_if: 1,
+        },
+    )?;
     workers.configure(Arc::new(ConfigSet::new().with(ip4.tables())));
 
     // 1024 flows to 172.16.0.0/22 from 10.0.1.2, plus one packet with a bad checksum and one
     // with no route, so show errors and the trace have something to say.
-    let mut images = StreamTemplate::udp4([2, 0, 0, 0, 9, 1], [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 1, 2), Ipv4Addr::new(172, 16, 0, 0), 64)
-        .vary(Vary::Ip4Dst { start: Ipv4Addr::new(172, 16, 0, 0), count: 1024 })
-        .vary(Vary::SrcPort { start: 1024, count: 1024 })
-        .flows(1024)
-        .build();
+    let mut images = StreamTemplate::udp4(
+        [2, 0, 0, 0, 9, 1],
+        [2, 0, 0, 0, 0, 1],
+        Ipv4Addr::new(10, 0, 1, 2),
+        Ipv4Addr::new(172, 16, 0, 0),
+        64,
+    )
+    .vary(Vary::Ip4Dst {
+        start: Ipv4Addr::new(172, 16, 0, 0),
+        count: 1024,
+    })
+    .vary(Vary::SrcPort {
+        start: 1024,
+        count: 1024,
+    })
+    .flows(1024)
+    .build();
     let mut bad = images[1].clone();
     bad[14 + 10] ^= 0xff;
     images.insert(1, bad);
@@ -53,10 +82,14 @@ fn main() -> anyhow::Result<()> {
     workers
         .exec(0, move |rt| {
             rt.trace_add(PG_INPUT, 3);
-            let out = rt.node_mut::<InterfaceOutput>(vpg_graph::INTERFACE_OUTPUT).expect("interface-output");
+            let out = rt
+                .node_mut::<InterfaceOutput>(vpg_graph::INTERFACE_OUTPUT)
+                .expect("interface-output");
             out.set_device(0, Some(Box::new(NullDevice::default())));
             out.set_device(1, Some(Box::new(NullDevice::default())));
-            rt.node_mut::<PgInput>(PG_INPUT).expect("pg-input").add_stream(Stream::new("demo", 0, images).with_limit(PACKETS));
+            rt.node_mut::<PgInput>(PG_INPUT)
+                .expect("pg-input")
+                .add_stream(Stream::new("demo", 0, images).with_limit(PACKETS));
         })
         .context("worker 0")?;
 
@@ -91,9 +124,18 @@ fn main() -> anyhow::Result<()> {
     }
     println!("\n== show fib ==");
     for r in ip4.routes() {
-        println!("{:<18} {:<10} adj {:<3} {}", r.prefix.to_string(), format!("{:?}", r.source).to_lowercase(), r.adj, ip4.adjacencies()[r.adj as usize]);
+        println!(
+            "{:<18} {:<10} adj {:<3} {}",
+            r.prefix.to_string(),
+            format!("{:?}", r.source).to_lowercase(),
+            r.adj,
+            ip4.adjacencies()[r.adj as usize]
+        );
     }
-    println!("\n== show runtime ==\n{}", show::runtime_text(&layout, &stats));
+    println!(
+        "\n== show runtime ==\n{}",
+        show::runtime_text(&layout, &stats)
+    );
     println!("== show errors ==\n{}", show::errors_text(&layout, &stats));
     let (pools, backing, mapped) = workers
         .exec(0, |rt| {
@@ -101,8 +143,13 @@ fn main() -> anyhow::Result<()> {
             (p, rt.pool().backing(), rt.pool().mapped_bytes())
         })
         .context("worker 0")?;
-    println!("== show buffers ==\n{}", show::buffers_text(&[pools], backing, mapped));
-    let trace = workers.exec(0, |rt| show::trace_text(0, &rt.trace_lines())).context("worker 0")?;
+    println!(
+        "== show buffers ==\n{}",
+        show::buffers_text(&[pools], backing, mapped)
+    );
+    let trace = workers
+        .exec(0, |rt| show::trace_text(0, &rt.trace_lines()))
+        .context("worker 0")?;
     println!("== show trace ==\n{trace}");
     workers.stop();
     Ok(())

@@ -115,7 +115,9 @@ pub struct NeighborEntry {
     pub mac: EthernetAddress,
 }
 
-/// The IPv4 control state.
+/// The IPv4 control state. Cloning is cheap enough for transactions: apply to a clone, keep it
+/// only when every item succeeded.
+#[derive(Clone)]
 pub struct Ip4Control {
     interfaces: BTreeMap<u32, Ip4Interface>,
     /// (prefix, len) → (path, source)
@@ -152,7 +154,12 @@ impl Ip4Control {
     }
 
     /// Adds an interface (admin down, no addresses, MTU 1500).
-    pub fn add_interface(&mut self, sw_if: u32, name: &str, mac: EthernetAddress) -> Result<(), Ip4Error> {
+    pub fn add_interface(
+        &mut self,
+        sw_if: u32,
+        name: &str,
+        mac: EthernetAddress,
+    ) -> Result<(), Ip4Error> {
         if self.interfaces.contains_key(&sw_if) {
             return Err(Ip4Error::InterfaceExists(sw_if));
         }
@@ -173,7 +180,10 @@ impl Ip4Control {
 
     /// Removes an interface with its addresses, routes through it and neighbors on it.
     pub fn del_interface(&mut self, sw_if: u32) -> Result<(), Ip4Error> {
-        let itf = self.interfaces.remove(&sw_if).ok_or(Ip4Error::NoInterface(sw_if))?;
+        let itf = self
+            .interfaces
+            .remove(&sw_if)
+            .ok_or(Ip4Error::NoInterface(sw_if))?;
         self.routes.retain(|_, (p, _)| !path_uses(p, sw_if));
         self.neighbors.retain(|(s, _), _| *s != sw_if);
         drop(itf);
@@ -181,7 +191,9 @@ impl Ip4Control {
     }
 
     fn itf_mut(&mut self, sw_if: u32) -> Result<&mut Ip4Interface, Ip4Error> {
-        self.interfaces.get_mut(&sw_if).ok_or(Ip4Error::NoInterface(sw_if))
+        self.interfaces
+            .get_mut(&sw_if)
+            .ok_or(Ip4Error::NoInterface(sw_if))
     }
 
     /// Sets the admin state.
@@ -261,7 +273,12 @@ impl Ip4Control {
     }
 
     /// Adds or updates a neighbor (static, or learned from ARP).
-    pub fn add_neighbor(&mut self, sw_if: u32, ip: Ipv4Addr, mac: EthernetAddress) -> Result<(), Ip4Error> {
+    pub fn add_neighbor(
+        &mut self,
+        sw_if: u32,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+    ) -> Result<(), Ip4Error> {
         if !self.interfaces.contains_key(&sw_if) {
             return Err(Ip4Error::NoInterface(sw_if));
         }
@@ -297,7 +314,10 @@ impl Ip4Control {
 
     /// Every neighbor.
     pub fn neighbors(&self) -> Vec<NeighborEntry> {
-        self.neighbors.iter().map(|(&(sw_if, ip), &mac)| NeighborEntry { sw_if, ip, mac }).collect()
+        self.neighbors
+            .iter()
+            .map(|(&(sw_if, ip), &mac)| NeighborEntry { sw_if, ip, mac })
+            .collect()
     }
 
     /// The adjacency table.
@@ -307,17 +327,28 @@ impl Ip4Control {
 
     /// The snapshot for the workers.
     pub fn tables(&self) -> Arc<Ip4Tables> {
-        let max = self.interfaces.keys().next_back().map_or(0, |&m| m as usize + 1);
+        let max = self
+            .interfaces
+            .keys()
+            .next_back()
+            .map_or(0, |&m| m as usize + 1);
         let mut interfaces = vec![None; max];
         for (&i, itf) in &self.interfaces {
             interfaces[i as usize] = Some(itf.clone());
         }
-        Arc::new(Ip4Tables { interfaces, adjacencies: self.adjacencies.clone(), fib: self.fib.snapshot() })
+        Arc::new(Ip4Tables {
+            interfaces,
+            adjacencies: self.adjacencies.clone(),
+            fib: self.fib.snapshot(),
+        })
     }
 
     /// Adds many routes with one FIB update (a table load); all-or-nothing: the first bad or
     /// duplicate prefix refuses the whole batch.
-    pub fn add_routes(&mut self, routes: impl IntoIterator<Item = (Ipv4Cidr, RoutePath)>) -> Result<usize, Ip4Error> {
+    pub fn add_routes(
+        &mut self,
+        routes: impl IntoIterator<Item = (Ipv4Cidr, RoutePath)>,
+    ) -> Result<usize, Ip4Error> {
         let mut batch = BTreeMap::new();
         for (prefix, path) in routes {
             let key = route_key(prefix)?;
@@ -362,17 +393,31 @@ impl Ip4Control {
 
     fn adj_content(&self, key: AdjKey) -> Adjacency {
         match key {
-            AdjKey::Glean(sw_if) => Adjacency::Glean { sw_if, next_hop: None },
+            AdjKey::Glean(sw_if) => Adjacency::Glean {
+                sw_if,
+                next_hop: None,
+            },
             AdjKey::Nbr(sw_if, ip) => {
-                match (self.interfaces.get(&sw_if), self.neighbors.get(&(sw_if, ip))) {
+                match (
+                    self.interfaces.get(&sw_if),
+                    self.neighbors.get(&(sw_if, ip)),
+                ) {
                     (Some(itf), Some(mac)) => {
                         let mut rewrite = [0u8; 14];
                         rewrite[0..6].copy_from_slice(&mac.0);
                         rewrite[6..12].copy_from_slice(&itf.mac.0);
                         rewrite[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-                        Adjacency::Rewrite { sw_if, rewrite, mtu: itf.mtu, next_hop: ip }
+                        Adjacency::Rewrite {
+                            sw_if,
+                            rewrite,
+                            mtu: itf.mtu,
+                            next_hop: ip,
+                        }
                     }
-                    (Some(_), None) => Adjacency::Glean { sw_if, next_hop: Some(ip) },
+                    (Some(_), None) => Adjacency::Glean {
+                        sw_if,
+                        next_hop: Some(ip),
+                    },
                     (None, _) => Adjacency::Drop,
                 }
             }
@@ -395,12 +440,24 @@ impl Ip4Control {
         for itf in self.interfaces.values() {
             for a in &itf.addresses {
                 let net = a.network();
-                derived.push(((u32::from(net.address()), net.prefix_len()), (RoutePath::Attached { sw_if: itf.sw_if }, RouteSource::Connected)));
-                derived.push(((u32::from(a.address()), 32), (RoutePath::Local, RouteSource::Local)));
+                derived.push((
+                    (u32::from(net.address()), net.prefix_len()),
+                    (
+                        RoutePath::Attached { sw_if: itf.sw_if },
+                        RouteSource::Connected,
+                    ),
+                ));
+                derived.push((
+                    (u32::from(a.address()), 32),
+                    (RoutePath::Local, RouteSource::Local),
+                ));
             }
         }
         for &(sw_if, ip) in self.neighbors.keys() {
-            derived.push(((u32::from(ip), 32), (RoutePath::Attached { sw_if }, RouteSource::Neighbor)));
+            derived.push((
+                (u32::from(ip), 32),
+                (RoutePath::Attached { sw_if }, RouteSource::Neighbor),
+            ));
         }
         for (k, v) in derived {
             // API routes win over derived ones; local wins over a neighbor with our own address.
@@ -456,7 +513,10 @@ fn route_key(c: Ipv4Cidr) -> Result<(u32, u8), Ip4Error> {
     let p = u32::from(c.address());
     let l = c.prefix_len();
     if l > 32 || (l < 32 && p & (u32::MAX >> l) != 0) {
-        return Err(Ip4Error::BadPrefix(FibError::HostBitsSet { prefix: c.address(), len: l }));
+        return Err(Ip4Error::BadPrefix(FibError::HostBitsSet {
+            prefix: c.address(),
+            len: l,
+        }));
     }
     Ok((p, l))
 }
