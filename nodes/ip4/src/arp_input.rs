@@ -56,7 +56,11 @@ impl fmt::Display for ArpTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = if self.op == 1 { "request" } else { "reply" };
         let what = if self.replied { ", replied" } else { "" };
-        write!(f, "ARP {op} who-has {} tell {}{what}", self.target, self.sender)
+        write!(
+            f,
+            "ARP {op} who-has {} tell {}{what}",
+            self.target, self.sender
+        )
     }
 }
 
@@ -78,7 +82,11 @@ impl Node for ArpInput {
     type Trace = ArpTrace;
 
     fn registration(&self) -> NodeRegistration {
-        NodeRegistration::internal("arp-input", &[vpg_graph::ERROR_DROP, INTERFACE_OUTPUT], ArpInputError::DESCRIPTIONS)
+        NodeRegistration::internal(
+            "arp-input",
+            &[vpg_graph::ERROR_DROP, INTERFACE_OUTPUT],
+            ArpInputError::DESCRIPTIONS,
+        )
     }
 
     fn reconfigure(&mut self, c: &ConfigSet) {
@@ -97,18 +105,33 @@ impl Node for ArpInput {
                 continue;
             };
             let parsed = ArpPacket::new_checked(b.data()).ok().filter(|p| {
-                p.hardware_type() == 1 && p.hardware_len() == 6 && p.protocol_len() == 4 && u16::from(p.protocol_type()) == 0x0800
+                p.hardware_type() == 1
+                    && p.hardware_len() == 6
+                    && p.protocol_len() == 4
+                    && u16::from(p.protocol_type()) == 0x0800
             });
             let Some(p) = parsed else {
                 b.hdr.error = cx.errors.index(ArpInputError::Malformed);
                 v.nexts[k] = NEXT_DROP;
                 continue;
             };
-            let (op, sha, spa, tpa) = (p.operation(), p.source_hardware_addr(), p.source_protocol_addr(), p.target_protocol_addr());
+            let (op, sha, spa, tpa) = (
+                p.operation(),
+                p.source_hardware_addr(),
+                p.source_protocol_addr(),
+                p.target_protocol_addr(),
+            );
             // Learn senders on our subnets (not ourselves, not gratuitous nonsense from 0.0.0.0).
-            if !spa.is_unspecified() && !itf.owns(spa) && itf.addresses.iter().any(|c| c.network().contains(spa)) {
+            if !spa.is_unspecified()
+                && !itf.owns(spa)
+                && itf.addresses.iter().any(|c| c.network().contains(spa))
+            {
                 if let Some(tx) = &self.learn {
-                    match tx.try_send(LearnedNeighbor { sw_if: rx_if, ip: spa, mac: sha }) {
+                    match tx.try_send(LearnedNeighbor {
+                        sw_if: rx_if,
+                        ip: spa,
+                        mac: sha,
+                    }) {
                         Ok(()) => cx.errors.count(ArpInputError::Learned, 1),
                         Err(_) => cx.errors.count(ArpInputError::LearnQueueFull, 1),
                     }
@@ -117,7 +140,15 @@ impl Node for ArpInput {
             let own = itf.owns(tpa);
             let proxy = !own && tpa != spa && itf.proxy_arp.iter().any(|c| c.contains(tpa));
             let reply = op == ArpOperation::Request && (own || proxy);
-            cx.tracer.add(&b.hdr, ArpTrace { op: u16::from(op), sender: spa, target: tpa, replied: reply });
+            cx.tracer.add(
+                &b.hdr,
+                ArpTrace {
+                    op: u16::from(op),
+                    sender: spa,
+                    target: tpa,
+                    replied: reply,
+                },
+            );
             if op != ArpOperation::Request {
                 b.hdr.error = cx.errors.index(ArpInputError::RepliesReceived);
                 v.nexts[k] = NEXT_DROP;
@@ -142,7 +173,14 @@ impl Node for ArpInput {
                 eth[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
             }
             b.hdr.tx_if = rx_if;
-            cx.errors.count(if own { ArpInputError::Replies } else { ArpInputError::ProxyReplies }, 1);
+            cx.errors.count(
+                if own {
+                    ArpInputError::Replies
+                } else {
+                    ArpInputError::ProxyReplies
+                },
+                1,
+            );
             v.nexts[k] = NEXT_OUTPUT;
         }
     }

@@ -36,7 +36,14 @@ pub struct EthernetTrace {
 
 impl fmt::Display for EthernetTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} -> {} rx interface {}", EtherType::from(self.ethertype), self.src, self.dst, self.rx_if)
+        write!(
+            f,
+            "{}: {} -> {} rx interface {}",
+            EtherType::from(self.ethertype),
+            self.src,
+            self.dst,
+            self.rx_if
+        )
     }
 }
 
@@ -95,7 +102,12 @@ impl Node for EthernetInput {
                 let ethertype = u16::from_be_bytes([d[12], d[13]]);
                 if b.is_traced() {
                     let src = EthernetAddress([d[6], d[7], d[8], d[9], d[10], d[11]]);
-                    let t = EthernetTrace { src, dst: EthernetAddress(dst), ethertype, rx_if };
+                    let t = EthernetTrace {
+                        src,
+                        dst: EthernetAddress(dst),
+                        ethertype,
+                        rx_if,
+                    };
                     cx.tracer.add(&b.hdr, t);
                 }
                 // Group bit set: broadcast or multicast, accepted.

@@ -38,7 +38,11 @@ pub struct IcmpErrorTrace {
 
 impl fmt::Display for IcmpErrorTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ICMP error type {} code {} to {}", self.kind, self.code, self.to)
+        write!(
+            f,
+            "ICMP error type {} code {} to {}",
+            self.kind, self.code, self.to
+        )
     }
 }
 
@@ -74,7 +78,12 @@ impl Default for IcmpError {
     fn default() -> Self {
         Self {
             tables: Arc::default(),
-            limit: RateLimit { tokens: 100.0, last: Time::ZERO, rate: 1000.0, burst: 100.0 },
+            limit: RateLimit {
+                tokens: 100.0,
+                last: Time::ZERO,
+                rate: 1000.0,
+                burst: 100.0,
+            },
         }
     }
 }
@@ -83,7 +92,11 @@ impl Node for IcmpError {
     type Trace = IcmpErrorTrace;
 
     fn registration(&self) -> NodeRegistration {
-        NodeRegistration::internal("ip4-icmp-error", &[vpg_graph::ERROR_DROP, "ip4-lookup"], IcmpErrorError::DESCRIPTIONS)
+        NodeRegistration::internal(
+            "ip4-icmp-error",
+            &[vpg_graph::ERROR_DROP, "ip4-lookup"],
+            IcmpErrorError::DESCRIPTIONS,
+        )
     }
 
     fn reconfigure(&mut self, c: &ConfigSet) {
@@ -96,16 +109,25 @@ impl Node for IcmpError {
         for k in 0..v.len {
             let b = cx.buffers.get_mut(v.buffers[k]);
             let icmp = b.hdr.meta.icmp;
-            let src = self.tables.interface(b.hdr.rx_if).and_then(|i| i.primary_address());
+            let src = self
+                .tables
+                .interface(b.hdr.rx_if)
+                .and_then(|i| i.primary_address());
             let d = b.data();
             let verdict = if d.len() < 20 {
                 Err(IcmpErrorError::NotAllowed)
             } else {
                 let ihl = ((d[0] & 0x0f) as usize * 4).max(20);
-                let is_icmp_error = d[9] == 1 && d.get(ihl).is_some_and(|&t| !matches!(t, 0 | 8 | 13 | 14));
+                let is_icmp_error =
+                    d[9] == 1 && d.get(ihl).is_some_and(|&t| !matches!(t, 0 | 8 | 13 | 14));
                 let is_frag = u16::from_be_bytes([d[6], d[7]]) & 0x1fff != 0;
                 let orig_src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
-                if is_icmp_error || is_frag || orig_src.is_broadcast() || orig_src.is_multicast() || orig_src.is_unspecified() {
+                if is_icmp_error
+                    || is_frag
+                    || orig_src.is_broadcast()
+                    || orig_src.is_multicast()
+                    || orig_src.is_unspecified()
+                {
                     Err(IcmpErrorError::NotAllowed)
                 } else if src.is_none() {
                     Err(IcmpErrorError::NoSource)
@@ -147,7 +169,14 @@ impl Node for IcmpError {
             let c = checksum::data(&d[20..]);
             d[22..24].copy_from_slice(&c.to_be_bytes());
             cx.errors.count(IcmpErrorError::Sent, 1);
-            cx.tracer.add(&b.hdr, IcmpErrorTrace { kind: icmp.kind, code: icmp.code, to });
+            cx.tracer.add(
+                &b.hdr,
+                IcmpErrorTrace {
+                    kind: icmp.kind,
+                    code: icmp.code,
+                    to,
+                },
+            );
             v.nexts[k] = NEXT_LOOKUP;
         }
     }

@@ -36,8 +36,16 @@ pub struct GleanTrace {
 
 impl fmt::Display for GleanTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.sent { "ARP request sent" } else { "throttled" };
-        write!(f, "glean {} on interface {}: {what}", self.target, self.sw_if)
+        let what = if self.sent {
+            "ARP request sent"
+        } else {
+            "throttled"
+        };
+        write!(
+            f,
+            "glean {} on interface {}: {what}",
+            self.target, self.sw_if
+        )
     }
 }
 
@@ -50,7 +58,10 @@ pub struct Ip4Glean {
 
 impl Default for Ip4Glean {
     fn default() -> Self {
-        Self { tables: Arc::default(), last: Box::new([(0, Time::ZERO); THROTTLE_SLOTS]) }
+        Self {
+            tables: Arc::default(),
+            last: Box::new([(0, Time::ZERO); THROTTLE_SLOTS]),
+        }
     }
 }
 
@@ -58,7 +69,11 @@ impl Node for Ip4Glean {
     type Trace = GleanTrace;
 
     fn registration(&self) -> NodeRegistration {
-        NodeRegistration::internal("ip4-glean", &[vpg_graph::ERROR_DROP, INTERFACE_OUTPUT], Ip4GleanError::DESCRIPTIONS)
+        NodeRegistration::internal(
+            "ip4-glean",
+            &[vpg_graph::ERROR_DROP, INTERFACE_OUTPUT],
+            Ip4GleanError::DESCRIPTIONS,
+        )
     }
 
     fn reconfigure(&mut self, c: &ConfigSet) {
@@ -76,11 +91,18 @@ impl Node for Ip4Glean {
                 v.nexts[k] = NEXT_DROP;
                 continue;
             };
-            let dst = b.data().get(16..20).map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+            let dst = b
+                .data()
+                .get(16..20)
+                .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
             let target = next_hop.or(dst).unwrap_or(Ipv4Addr::UNSPECIFIED);
             let itf = self.tables.interface(sw_if);
             let source = itf.and_then(|i| {
-                i.addresses.iter().find(|c| c.network().contains(target)).or(i.addresses.first()).map(|c| (c.address(), i.mac))
+                i.addresses
+                    .iter()
+                    .find(|c| c.network().contains(target))
+                    .or(i.addresses.first())
+                    .map(|c| (c.address(), i.mac))
             });
             let Some((spa, mac)) = source else {
                 b.hdr.error = cx.errors.index(Ip4GleanError::NoSource);
@@ -88,9 +110,19 @@ impl Node for Ip4Glean {
                 continue;
             };
             let t = u32::from(target);
-            let slot = &mut self.last[(t.wrapping_mul(0x9e37_79b1) >> 22) as usize % THROTTLE_SLOTS];
-            let recent = slot.0 == t && slot.1 != Time::ZERO && cx.now.as_nanos().saturating_sub(slot.1.as_nanos()) < THROTTLE_NS;
-            cx.tracer.add(&b.hdr, GleanTrace { target, sw_if, sent: !recent });
+            let slot =
+                &mut self.last[(t.wrapping_mul(0x9e37_79b1) >> 22) as usize % THROTTLE_SLOTS];
+            let recent = slot.0 == t
+                && slot.1 != Time::ZERO
+                && cx.now.as_nanos().saturating_sub(slot.1.as_nanos()) < THROTTLE_NS;
+            cx.tracer.add(
+                &b.hdr,
+                GleanTrace {
+                    target,
+                    sw_if,
+                    sent: !recent,
+                },
+            );
             if recent {
                 b.hdr.error = cx.errors.index(Ip4GleanError::Throttled);
                 v.nexts[k] = NEXT_DROP;

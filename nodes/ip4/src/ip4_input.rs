@@ -40,7 +40,11 @@ pub struct Ip4InputTrace {
 impl fmt::Display for Ip4InputTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = vpg_graph::wire::IpProtocol::from(self.proto);
-        write!(f, "{}: {} -> {} ttl {} len {}", p, self.src, self.dst, self.ttl, self.len)
+        write!(
+            f,
+            "{}: {} -> {} ttl {} len {}",
+            p, self.src, self.dst, self.ttl, self.len
+        )
     }
 }
 
@@ -101,7 +105,11 @@ impl Node for Ip4Input {
             v.nexts[k] = match err {
                 None => cx.arcs.next(ArcId::Ip4Unicast, b.hdr.rx_if),
                 Some(Ip4InputError::TimeExpired) => {
-                    b.hdr.meta.icmp = vpg_graph::buffer::IcmpMeta { kind: 11, code: 0, data: 0 };
+                    b.hdr.meta.icmp = vpg_graph::buffer::IcmpMeta {
+                        kind: 11,
+                        code: 0,
+                        data: 0,
+                    };
                     cx.errors.count(Ip4InputError::TimeExpired, 1);
                     NEXT_ICMP_ERROR
                 }

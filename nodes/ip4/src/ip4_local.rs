@@ -36,7 +36,11 @@ pub struct Ip4LocalTrace {
 impl fmt::Display for Ip4LocalTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = vpg_graph::wire::IpProtocol::from(self.proto);
-        let what = if self.replied { "echo reply sent" } else { "not handled" };
+        let what = if self.replied {
+            "echo reply sent"
+        } else {
+            "not handled"
+        };
         write!(f, "{} from {}: {}", p, self.src, what)
     }
 }
@@ -49,7 +53,11 @@ impl Node for Ip4Local {
     type Trace = Ip4LocalTrace;
 
     fn registration(&self) -> NodeRegistration {
-        NodeRegistration::internal("ip4-local", &[vpg_graph::ERROR_DROP, "ip4-lookup"], Ip4LocalError::DESCRIPTIONS)
+        NodeRegistration::internal(
+            "ip4-local",
+            &[vpg_graph::ERROR_DROP, "ip4-lookup"],
+            Ip4LocalError::DESCRIPTIONS,
+        )
     }
 
     fn process(&mut self, cx: &mut Ctx<'_, Ip4LocalTrace>, v: &mut Vector) {
@@ -61,7 +69,14 @@ impl Node for Ip4Local {
                 Some(h) => (Ipv4Addr::new(h[3], h[4], h[5], h[6]), h[0]),
                 None => (Ipv4Addr::UNSPECIFIED, 0),
             };
-            cx.tracer.add(&b.hdr, Ip4LocalTrace { src, proto, replied: result.is_ok() });
+            cx.tracer.add(
+                &b.hdr,
+                Ip4LocalTrace {
+                    src,
+                    proto,
+                    replied: result.is_ok(),
+                },
+            );
             v.nexts[k] = match result {
                 Ok(()) => {
                     cx.errors.count(Ip4LocalError::EchoReplies, 1);
@@ -81,7 +96,11 @@ impl Node for Ip4Local {
 fn echo_reply(d: &mut [u8]) -> Result<(), Ip4LocalError> {
     let ihl = (d.first().copied().unwrap_or(0) & 0x0f) as usize * 4;
     if d.len() < ihl + 8 || ihl < 20 {
-        return Err(if d.get(9) == Some(&1) { Ip4LocalError::BadIcmp } else { Ip4LocalError::UnknownProtocol });
+        return Err(if d.get(9) == Some(&1) {
+            Ip4LocalError::BadIcmp
+        } else {
+            Ip4LocalError::UnknownProtocol
+        });
     }
     if d[9] != 1 {
         return Err(Ip4LocalError::UnknownProtocol);

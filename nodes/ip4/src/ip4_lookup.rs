@@ -44,7 +44,11 @@ pub struct Ip4Lookup {
 
 impl Default for Ip4Lookup {
     fn default() -> Self {
-        Self { tables: Arc::default(), dsts: Box::new([0; FRAME_SIZE]), adjs: Box::new([0; FRAME_SIZE]) }
+        Self {
+            tables: Arc::default(),
+            dsts: Box::new([0; FRAME_SIZE]),
+            adjs: Box::new([0; FRAME_SIZE]),
+        }
     }
 }
 
@@ -54,7 +58,12 @@ impl Node for Ip4Lookup {
     fn registration(&self) -> NodeRegistration {
         NodeRegistration::internal(
             "ip4-lookup",
-            &[vpg_graph::ERROR_DROP, "ip4-rewrite", "ip4-local", "ip4-glean"],
+            &[
+                vpg_graph::ERROR_DROP,
+                "ip4-rewrite",
+                "ip4-local",
+                "ip4-glean",
+            ],
             Ip4LookupError::DESCRIPTIONS,
         )
     }
@@ -76,7 +85,9 @@ impl Node for Ip4Lookup {
             };
         }
         // Pass 2: one batched lookup, which prefetches ahead through the FIB.
-        self.tables.fib.lookup_batch(&self.dsts[..n], &mut self.adjs[..n]);
+        self.tables
+            .fib
+            .lookup_batch(&self.dsts[..n], &mut self.adjs[..n]);
         // Pass 3: dispatch by adjacency.
         let adjs = &self.tables.adjacencies;
         for k in 0..n {
@@ -94,7 +105,14 @@ impl Node for Ip4Lookup {
                 }
             };
             if b.is_traced() {
-                cx.tracer.add(&b.hdr, Ip4LookupTrace { dst: Ipv4Addr::from(self.dsts[k]), adj, kind });
+                cx.tracer.add(
+                    &b.hdr,
+                    Ip4LookupTrace {
+                        dst: Ipv4Addr::from(self.dsts[k]),
+                        adj,
+                        kind,
+                    },
+                );
             }
         }
     }

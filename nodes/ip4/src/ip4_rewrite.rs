@@ -39,7 +39,11 @@ pub struct Ip4RewriteTrace {
 
 impl fmt::Display for Ip4RewriteTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tx interface {} adj {} dst mac {} ttl now {}", self.tx_if, self.adj, self.dst_mac, self.ttl)
+        write!(
+            f,
+            "tx interface {} adj {} dst mac {} ttl now {}",
+            self.tx_if, self.adj, self.dst_mac, self.ttl
+        )
     }
 }
 
@@ -74,7 +78,13 @@ impl Node for Ip4Rewrite {
             }
             let b = cx.buffers.get_mut(v.buffers[k]);
             let adj = b.hdr.meta.ip4.adj_index;
-            let Some(&Adjacency::Rewrite { sw_if, rewrite, mtu, .. }) = adjs.get(adj as usize) else {
+            let Some(&Adjacency::Rewrite {
+                sw_if,
+                rewrite,
+                mtu,
+                ..
+            }) = adjs.get(adj as usize)
+            else {
                 b.hdr.error = cx.errors.index(Ip4RewriteError::BadAdjacency);
                 v.nexts[k] = NEXT_DROP;
                 continue;
@@ -89,14 +99,22 @@ impl Node for Ip4Rewrite {
             let ttl = d[8];
             if ttl <= 1 {
                 cx.errors.count(Ip4RewriteError::TimeExpired, 1);
-                b.hdr.meta.icmp = IcmpMeta { kind: 11, code: 0, data: 0 };
+                b.hdr.meta.icmp = IcmpMeta {
+                    kind: 11,
+                    code: 0,
+                    data: 0,
+                };
                 v.nexts[k] = NEXT_ICMP_ERROR;
                 continue;
             }
             if len > mtu as usize {
                 if d[6] & 0x40 != 0 {
                     cx.errors.count(Ip4RewriteError::FragNeeded, 1);
-                    b.hdr.meta.icmp = IcmpMeta { kind: 3, code: 4, data: mtu };
+                    b.hdr.meta.icmp = IcmpMeta {
+                        kind: 3,
+                        code: 4,
+                        data: mtu,
+                    };
                     v.nexts[k] = NEXT_ICMP_ERROR;
                 } else {
                     b.hdr.error = cx.errors.index(Ip4RewriteError::MtuExceeded);
@@ -123,8 +141,18 @@ impl Node for Ip4Rewrite {
             l2.copy_from_slice(&rewrite);
             b.hdr.tx_if = sw_if;
             if b.is_traced() {
-                let dst_mac = EthernetAddress([rewrite[0], rewrite[1], rewrite[2], rewrite[3], rewrite[4], rewrite[5]]);
-                cx.tracer.add(&b.hdr, Ip4RewriteTrace { tx_if: sw_if, adj, dst_mac, ttl: ttl - 1 });
+                let dst_mac = EthernetAddress([
+                    rewrite[0], rewrite[1], rewrite[2], rewrite[3], rewrite[4], rewrite[5],
+                ]);
+                cx.tracer.add(
+                    &b.hdr,
+                    Ip4RewriteTrace {
+                        tx_if: sw_if,
+                        adj,
+                        dst_mac,
+                        ttl: ttl - 1,
+                    },
+                );
             }
             v.nexts[k] = cx.arcs.next(ArcId::Ip4Output, sw_if);
         }

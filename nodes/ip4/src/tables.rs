@@ -44,10 +44,23 @@ impl fmt::Display for Adjacency {
         match self {
             Adjacency::Drop => write!(f, "drop"),
             Adjacency::Local => write!(f, "local"),
-            Adjacency::Glean { sw_if, next_hop: None } => write!(f, "glean if {sw_if}"),
-            Adjacency::Glean { sw_if, next_hop: Some(nh) } => write!(f, "incomplete {nh} if {sw_if}"),
-            Adjacency::Rewrite { sw_if, rewrite, next_hop, .. } => {
-                let mac = EthernetAddress([rewrite[0], rewrite[1], rewrite[2], rewrite[3], rewrite[4], rewrite[5]]);
+            Adjacency::Glean {
+                sw_if,
+                next_hop: None,
+            } => write!(f, "glean if {sw_if}"),
+            Adjacency::Glean {
+                sw_if,
+                next_hop: Some(nh),
+            } => write!(f, "incomplete {nh} if {sw_if}"),
+            Adjacency::Rewrite {
+                sw_if,
+                rewrite,
+                next_hop,
+                ..
+            } => {
+                let mac = EthernetAddress([
+                    rewrite[0], rewrite[1], rewrite[2], rewrite[3], rewrite[4], rewrite[5],
+                ]);
                 write!(f, "rewrite {next_hop} {mac} if {sw_if}")
             }
         }
@@ -107,7 +120,9 @@ impl Ip4Tables {
     /// Adjacency `adj` (an unknown index reads as drop).
     #[inline(always)]
     pub fn adjacency(&self, adj: AdjIndex) -> &Adjacency {
-        self.adjacencies.get(adj as usize).unwrap_or(&Adjacency::Drop)
+        self.adjacencies
+            .get(adj as usize)
+            .unwrap_or(&Adjacency::Drop)
     }
 }
 

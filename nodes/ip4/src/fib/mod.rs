@@ -158,7 +158,9 @@ fn decode_range(starts: &[i16], vals: &[u32], base: u32, out: &mut Vec<(u32, u32
 /// The control-side IPv4 route table, kept together with its lookup structure.
 ///
 /// Every change updates the lookup structure incrementally (in O(log n + routes under the
-/// changed prefix)); [`Fib::snapshot`] then publishes it to the workers in O(1).
+/// changed prefix)); [`Fib::snapshot`] then publishes it to the workers in O(1). Cloning shares
+/// the lookup pages (copy on write), so a transaction can work on a clone and drop it.
+#[derive(Clone)]
 pub struct Fib {
     routes: BTreeMap<(u32, u8), AdjIndex>,
     per_len: [usize; 33],
@@ -335,7 +337,9 @@ impl Fib {
     /// The first change after it copies the page tables (one `Arc` per 12–16 KiB page) and
     /// then each page it writes to, as long as the snapshot is alive.
     pub fn snapshot(&self) -> FibSnapshot {
-        FibSnapshot { t: Arc::clone(&self.t) }
+        FibSnapshot {
+            t: Arc::clone(&self.t),
+        }
     }
 
     /// Approximate bytes held: the lookup structure plus the route map and free lists (the
@@ -343,8 +347,7 @@ impl Fib {
     pub fn memory_bytes(&self) -> usize {
         self.t.memory_bytes()
             + self.routes.len() * 24
-            + (self.free_r8.capacity() + self.free_r32.capacity() + self.free_ply.capacity())
-                * 4
+            + (self.free_r8.capacity() + self.free_r32.capacity() + self.free_ply.capacity()) * 4
             + self.big_map.capacity() * 24
             + self.scratch.capacity() * 8
     }

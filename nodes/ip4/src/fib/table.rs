@@ -97,10 +97,16 @@ pub(super) struct Ply {
 }
 
 impl R8 {
-    pub(super) const EMPTY: R8 = R8 { starts: [PAD; 8], vals: [0; 8] };
+    pub(super) const EMPTY: R8 = R8 {
+        starts: [PAD; 8],
+        vals: [0; 8],
+    };
 }
 impl R32 {
-    pub(super) const EMPTY: R32 = R32 { starts: [PAD; 32], vals: [0; 32] };
+    pub(super) const EMPTY: R32 = R32 {
+        starts: [PAD; 32],
+        vals: [0; 32],
+    };
 }
 impl Ply {
     pub(super) const EMPTY: Ply = Ply { e: [0; 256] };
