@@ -2,3 +2,4 @@
 //! table, and serves the control API.
 
 pub mod config;
+pub mod dataplane;

@@ -1,0 +1,451 @@
+//! The daemon's data-plane state and the one place that changes it: [`DataPlane::apply`] runs a
+//! batch of operations all-or-nothing. Operations apply to a clone of the control state; ports
+//! they open are held aside; only when every operation succeeded is the clone kept, the ports
+//! installed on the workers and one new configuration snapshot published, which the workers swap
+//! in between frames. A failed batch drops the clone and the ports: nothing changed.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
+use vpg_graph::{ArcId, ConfigSet, FeatureConfig, Layout, Runtime, Workers};
+use vpg_ip4::control::{NeighborEntry, RouteEntry};
+use vpg_ip4::{Ip4Control, Ip4Error, RoutePath};
+
+/// One configuration change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Attach a host interface (AF_PACKET); the result is the new interface index.
+    CreatePort {
+        /// Linux interface.
+        host_if: String,
+        /// vpg's name (default: host_if).
+        name: Option<String>,
+        /// MAC (default: the host interface's).
+        mac: Option<[u8; 6]>,
+    },
+    /// Detach and forget an interface.
+    DeleteInterface {
+        /// Interface.
+        sw_if: u32,
+    },
+    /// Admin state.
+    SetAdmin {
+        /// Interface.
+        sw_if: u32,
+        /// Up or down.
+        up: bool,
+    },
+    /// MAC address.
+    SetMac {
+        /// Interface.
+        sw_if: u32,
+        /// MAC.
+        mac: [u8; 6],
+    },
+    /// MTU.
+    SetMtu {
+        /// Interface.
+        sw_if: u32,
+        /// MTU.
+        mtu: u16,
+    },
+    /// Add an address.
+    AddAddress {
+        /// Interface.
+        sw_if: u32,
+        /// Address with prefix length.
+        prefix: Ipv4Cidr,
+    },
+    /// Remove an address.
+    DelAddress {
+        /// Interface.
+        sw_if: u32,
+        /// Address with prefix length.
+        prefix: Ipv4Cidr,
+    },
+    /// Proxy-ARP prefixes of an interface (replaces the list).
+    SetProxyArp {
+        /// Interface.
+        sw_if: u32,
+        /// Prefixes.
+        prefixes: Vec<Ipv4Cidr>,
+    },
+    /// Add a route.
+    AddRoute {
+        /// Prefix.
+        prefix: Ipv4Cidr,
+        /// Path.
+        path: RoutePath,
+    },
+    /// Delete a route.
+    DelRoute {
+        /// Prefix.
+        prefix: Ipv4Cidr,
+    },
+    /// Add or replace a neighbor.
+    AddNeighbor {
+        /// Interface.
+        sw_if: u32,
+        /// Address.
+        ip: Ipv4Addr,
+        /// MAC.
+        mac: [u8; 6],
+    },
+    /// Delete a neighbor.
+    DelNeighbor {
+        /// Interface.
+        sw_if: u32,
+        /// Address.
+        ip: Ipv4Addr,
+    },
+    /// Enable a feature on an interface.
+    EnableFeature {
+        /// Arc.
+        arc: ArcId,
+        /// Feature node name.
+        feature: String,
+        /// Interface.
+        sw_if: u32,
+    },
+    /// Disable a feature on an interface.
+    DisableFeature {
+        /// Arc.
+        arc: ArcId,
+        /// Feature node name.
+        feature: String,
+        /// Interface.
+        sw_if: u32,
+    },
+}
+
+/// What an operation returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// Done.
+    Done,
+    /// The interface created.
+    Interface(u32),
+}
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DpError {
+    /// An IPv4 table refused it.
+    #[error(transparent)]
+    Ip4(#[from] Ip4Error),
+    /// No such interface.
+    #[error("interface {0} does not exist")]
+    NoInterface(u32),
+    /// The name is taken.
+    #[error("interface name '{0}' is already in use")]
+    NameTaken(String),
+    /// The host interface is attached already.
+    #[error("host interface '{0}' is already attached")]
+    HostAttached(String),
+    /// The host interface could not be attached.
+    #[error("cannot attach host interface '{host_if}': {why}")]
+    Attach {
+        /// Interface.
+        host_if: String,
+        /// Why.
+        why: String,
+    },
+    /// No such feature on the arc.
+    #[error("arc {arc} has no feature '{feature}'")]
+    UnknownFeature {
+        /// Arc.
+        arc: ArcId,
+        /// Feature.
+        feature: String,
+    },
+    /// Too many interfaces.
+    #[error("no interface index left (at most {0})")]
+    TooManyInterfaces(usize),
+}
+
+/// Installs an attached port's halves on one worker (`rt`, interface index).
+pub type Installer = Box<dyn FnOnce(&mut Runtime, u32) + Send>;
+
+/// How ports are attached: AF_PACKET in the daemon, the packet generator in tests.
+pub trait PortBackend: Send {
+    /// The host interface's MAC, if it has one.
+    fn host_mac(&self, host_if: &str) -> Option<[u8; 6]>;
+    /// Opens `host_if` for `workers` workers and returns one installer per worker. Dropping the
+    /// installers without running them releases everything they hold.
+    fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String>;
+    /// What removes interface `sw_if`'s halves from a worker.
+    fn detach(&self) -> Installer;
+}
+
+/// An attached interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// vpg's name.
+    pub name: String,
+    /// Linux interface.
+    pub host_if: String,
+}
+
+#[derive(Clone)]
+struct State {
+    ip4: Ip4Control,
+    features: FeatureConfig,
+    ports: BTreeMap<u32, Port>,
+    next_sw_if: u32,
+}
+
+/// The data plane: workers, control state and the port backend.
+pub struct DataPlane {
+    workers: Workers,
+    state: State,
+    backend: Box<dyn PortBackend>,
+    max_interfaces: usize,
+}
+
+impl DataPlane {
+    /// A data plane over running workers, with no interfaces.
+    pub fn new(workers: Workers, backend: Box<dyn PortBackend>, max_interfaces: usize) -> Self {
+        let state = State {
+            ip4: Ip4Control::new(),
+            features: FeatureConfig::default(),
+            ports: BTreeMap::new(),
+            next_sw_if: 0,
+        };
+        let dp = Self {
+            workers,
+            state,
+            backend,
+            max_interfaces,
+        };
+        dp.publish();
+        dp
+    }
+
+    /// The workers.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// The graph layout.
+    pub fn layout(&self) -> &Arc<Layout> {
+        self.workers.layout()
+    }
+
+    /// Applies `ops` all-or-nothing. On failure returns the index of the refused operation and
+    /// why; nothing changed.
+    pub fn apply(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, (usize, DpError)> {
+        let mut next = self.state.clone();
+        let mut attached: Vec<(u32, Vec<Installer>)> = Vec::new();
+        let mut detached: Vec<u32> = Vec::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            let r = self
+                .apply_one(&mut next, op, &mut attached, &mut detached)
+                .map_err(|e| (i, e))?;
+            results.push(r);
+        }
+        // Commit: nothing below can fail.
+        self.state = next;
+        for sw_if in detached {
+            for w in 0..self.workers.len() {
+                let remove = self.backend.detach();
+                self.workers.post(w, move |rt| remove(rt, sw_if));
+            }
+        }
+        for (sw_if, installers) in attached {
+            for (w, install) in installers.into_iter().enumerate() {
+                self.workers.post(w, move |rt| install(rt, sw_if));
+            }
+        }
+        self.publish();
+        Ok(results)
+    }
+
+    fn apply_one(
+        &mut self,
+        s: &mut State,
+        op: Op,
+        attached: &mut Vec<(u32, Vec<Installer>)>,
+        detached: &mut Vec<u32>,
+    ) -> Result<OpResult, DpError> {
+        let known = |s: &State, sw_if: u32| {
+            if s.ports.contains_key(&sw_if) {
+                Ok(())
+            } else {
+                Err(DpError::NoInterface(sw_if))
+            }
+        };
+        match op {
+            Op::CreatePort { host_if, name, mac } => {
+                let name = name.unwrap_or_else(|| host_if.clone());
+                if s.ports.values().any(|p| p.name == name) {
+                    return Err(DpError::NameTaken(name));
+                }
+                if s.ports.values().any(|p| p.host_if == host_if) {
+                    return Err(DpError::HostAttached(host_if));
+                }
+                if s.next_sw_if as usize >= self.max_interfaces {
+                    return Err(DpError::TooManyInterfaces(self.max_interfaces));
+                }
+                let mac = mac.or_else(|| self.backend.host_mac(&host_if)).unwrap_or([
+                    0x02,
+                    0,
+                    0,
+                    0,
+                    0,
+                    s.next_sw_if as u8,
+                ]);
+                let sw_if = s.next_sw_if;
+                s.ip4.add_interface(sw_if, &name, EthernetAddress(mac))?;
+                let installers =
+                    self.backend
+                        .attach(&host_if, self.workers.len())
+                        .map_err(|why| DpError::Attach {
+                            host_if: host_if.clone(),
+                            why,
+                        })?;
+                attached.push((sw_if, installers));
+                s.ports.insert(sw_if, Port { name, host_if });
+                s.next_sw_if += 1;
+                Ok(OpResult::Interface(sw_if))
+            }
+            Op::DeleteInterface { sw_if } => {
+                known(s, sw_if)?;
+                s.ip4.del_interface(sw_if)?;
+                s.ports.remove(&sw_if);
+                for arc in ArcId::ALL {
+                    for p in 0..self.layout().features(arc).len() {
+                        s.features.disable(arc, sw_if, p as u8);
+                    }
+                }
+                attached.retain(|(i, _)| *i != sw_if);
+                detached.push(sw_if);
+                Ok(OpResult::Done)
+            }
+            Op::SetAdmin { sw_if, up } => {
+                Ok(s.ip4.set_admin_up(sw_if, up).map(|_| OpResult::Done)?)
+            }
+            Op::SetMac { sw_if, mac } => Ok(s
+                .ip4
+                .set_mac(sw_if, EthernetAddress(mac))
+                .map(|_| OpResult::Done)?),
+            Op::SetMtu { sw_if, mtu } => Ok(s.ip4.set_mtu(sw_if, mtu).map(|_| OpResult::Done)?),
+            Op::AddAddress { sw_if, prefix } => {
+                Ok(s.ip4.add_address(sw_if, prefix).map(|_| OpResult::Done)?)
+            }
+            Op::DelAddress { sw_if, prefix } => {
+                Ok(s.ip4.del_address(sw_if, prefix).map(|_| OpResult::Done)?)
+            }
+            Op::SetProxyArp { sw_if, prefixes } => Ok(s
+                .ip4
+                .set_proxy_arp(sw_if, prefixes)
+                .map(|_| OpResult::Done)?),
+            Op::AddRoute { prefix, path } => {
+                Ok(s.ip4.add_route(prefix, path).map(|_| OpResult::Done)?)
+            }
+            Op::DelRoute { prefix } => Ok(s.ip4.del_route(prefix).map(|_| OpResult::Done)?),
+            Op::AddNeighbor { sw_if, ip, mac } => Ok(s
+                .ip4
+                .add_neighbor(sw_if, ip, EthernetAddress(mac))
+                .map(|_| OpResult::Done)?),
+            Op::DelNeighbor { sw_if, ip } => {
+                Ok(s.ip4.del_neighbor(sw_if, ip).map(|_| OpResult::Done)?)
+            }
+            Op::EnableFeature {
+                arc,
+                feature,
+                sw_if,
+            }
+            | Op::DisableFeature {
+                arc,
+                feature,
+                sw_if,
+            } if self.layout().feature_position(arc, &feature).is_none() => {
+                let _ = sw_if;
+                Err(DpError::UnknownFeature { arc, feature })
+            }
+            Op::EnableFeature {
+                arc,
+                feature,
+                sw_if,
+            } => {
+                known(s, sw_if)?;
+                let p = self.layout().feature_position(arc, &feature).unwrap_or(0);
+                s.features.enable(arc, sw_if, p);
+                Ok(OpResult::Done)
+            }
+            Op::DisableFeature {
+                arc,
+                feature,
+                sw_if,
+            } => {
+                known(s, sw_if)?;
+                let p = self.layout().feature_position(arc, &feature).unwrap_or(0);
+                s.features.disable(arc, sw_if, p);
+                Ok(OpResult::Done)
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let cfg = ConfigSet::new()
+            .with(self.state.ip4.tables())
+            .with(Arc::new(self.state.features.clone()));
+        self.workers.configure(Arc::new(cfg));
+    }
+
+    /// The attached interfaces with their IPv4 state.
+    pub fn interfaces(&self) -> Vec<(u32, Port, vpg_ip4::Ip4Interface)> {
+        self.state
+            .ip4
+            .interfaces()
+            .filter_map(|i| {
+                self.state
+                    .ports
+                    .get(&i.sw_if)
+                    .map(|p| (i.sw_if, p.clone(), i.clone()))
+            })
+            .collect()
+    }
+
+    /// Every route.
+    pub fn routes(&self) -> Vec<RouteEntry> {
+        self.state.ip4.routes()
+    }
+
+    /// The adjacency a route uses, described.
+    pub fn adjacency_text(&self, adj: u32) -> String {
+        self.state
+            .ip4
+            .adjacencies()
+            .get(adj as usize)
+            .map_or("?".into(), |a| a.to_string())
+    }
+
+    /// Every neighbor.
+    pub fn neighbors(&self) -> Vec<NeighborEntry> {
+        self.state.ip4.neighbors()
+    }
+
+    /// Enabled features: (arc, feature, interface).
+    pub fn features(&self) -> Vec<(ArcId, String, u32)> {
+        let mut out = Vec::new();
+        for &sw_if in self.state.ports.keys() {
+            for arc in ArcId::ALL {
+                let mask = self.state.features.mask(arc, sw_if);
+                for (p, f) in self.layout().features(arc).iter().enumerate() {
+                    if mask & (1 << p) != 0 {
+                        out.push((arc, f.clone(), sw_if));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops the workers.
+    pub fn stop(self) {
+        self.workers.stop();
+    }
+}

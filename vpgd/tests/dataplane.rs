@@ -1,0 +1,231 @@
+//! DataPlane transactions: all-or-nothing, ports installed only on commit, traffic through the
+//! workers after a commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vpg_graph::pg::{PgCapture, PgInput, Stream, PG_INPUT};
+use vpg_graph::{GraphSpec, InterfaceOutput, Runtime, WorkerOptions, Workers, INTERFACE_OUTPUT};
+use vpg_ip4::RoutePath;
+use vpgd::dataplane::{DataPlane, DpError, Installer, Op, OpResult, PortBackend};
+
+/// Ports are pg captures; attaching "bad*" fails like a missing host interface.
+#[derive(Clone, Default)]
+struct PgPorts {
+    captures: Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>,
+    attached: Arc<Mutex<Vec<String>>>,
+}
+
+impl PortBackend for PgPorts {
+    fn host_mac(&self, _: &str) -> Option<[u8; 6]> {
+        None
+    }
+    fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String> {
+        if host_if.starts_with("bad") {
+            return Err("no such device".into());
+        }
+        let mut v: Vec<Installer> = Vec::new();
+        for _ in 0..workers {
+            let (dev, rx) = PgCapture::new();
+            self.captures
+                .lock()
+                .unwrap()
+                .push((host_if.to_string(), rx));
+            let attached = self.attached.clone();
+            let name = host_if.to_string();
+            v.push(Box::new(move |rt: &mut Runtime, sw_if| {
+                rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
+                    .unwrap()
+                    .set_device(sw_if, Some(Box::new(dev)));
+                attached.lock().unwrap().push(name);
+            }));
+        }
+        Ok(v)
+    }
+    fn detach(&self) -> Installer {
+        Box::new(|rt: &mut Runtime, sw_if| {
+            rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
+                .unwrap()
+                .set_device(sw_if, None)
+        })
+    }
+}
+
+fn dataplane() -> (DataPlane, PgPorts) {
+    let mut g = GraphSpec::new();
+    vpg_ip4::register(&mut g);
+    g.node(|| PgInput::new("ethernet-input"));
+    let layout = g.build().unwrap();
+    let w = Workers::start(
+        &layout,
+        &WorkerOptions {
+            workers: 1,
+            buffers_per_worker: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ports = PgPorts::default();
+    (DataPlane::new(w, Box::new(ports.clone()), 64), ports)
+}
+
+fn setup_ops() -> Vec<Op> {
+    vec![
+        Op::CreatePort {
+            host_if: "a".into(),
+            name: None,
+            mac: Some([2, 0, 0, 0, 0, 1]),
+        },
+        Op::CreatePort {
+            host_if: "b".into(),
+            name: None,
+            mac: Some([2, 0, 0, 0, 0, 2]),
+        },
+        Op::SetAdmin { sw_if: 0, up: true },
+        Op::SetAdmin { sw_if: 1, up: true },
+        Op::AddAddress {
+            sw_if: 0,
+            prefix: "10.0.1.1/24".parse().unwrap(),
+        },
+        Op::AddAddress {
+            sw_if: 1,
+            prefix: "10.0.2.1/24".parse().unwrap(),
+        },
+        Op::AddNeighbor {
+            sw_if: 1,
+            ip: "10.0.2.2".parse().unwrap(),
+            mac: [2, 0, 0, 0, 9, 2],
+        },
+    ]
+}
+
+#[test]
+fn a_transaction_with_one_bad_item_applies_none() {
+    let (mut dp, ports) = dataplane();
+    let mut ops = setup_ops();
+    ops.push(Op::AddRoute {
+        prefix: "10.9.0.0/16".parse().unwrap(),
+        path: RoutePath::Via {
+            next_hop: "10.0.2.2".parse().unwrap(),
+            sw_if: 7,
+        },
+    });
+    let (i, e) = dp.apply(ops).unwrap_err();
+    assert_eq!(i, 7);
+    assert_eq!(e, DpError::Ip4(vpg_ip4::Ip4Error::NoInterface(7)));
+    assert!(dp.interfaces().is_empty(), "no interface was kept");
+    assert!(dp.routes().is_empty());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        ports.attached.lock().unwrap().is_empty(),
+        "no port was installed on a worker"
+    );
+
+    // A failing attach also rolls back everything before it.
+    let mut ops = setup_ops();
+    ops.insert(
+        2,
+        Op::CreatePort {
+            host_if: "bad0".into(),
+            name: None,
+            mac: None,
+        },
+    );
+    let (i, e) = dp.apply(ops).unwrap_err();
+    assert_eq!(i, 2);
+    assert!(matches!(e, DpError::Attach { .. }), "{e}");
+    assert!(dp.interfaces().is_empty());
+
+    // The good batch applies whole.
+    let r = dp.apply(setup_ops()).unwrap();
+    assert_eq!(r[0], OpResult::Interface(0));
+    assert_eq!(r[1], OpResult::Interface(1));
+    assert_eq!(dp.interfaces().len(), 2);
+    // Duplicate route, duplicate name, unknown feature: refused, state unchanged.
+    let via = RoutePath::Via {
+        next_hop: "10.0.2.2".parse().unwrap(),
+        sw_if: 1,
+    };
+    dp.apply(vec![Op::AddRoute {
+        prefix: "172.16.0.0/12".parse().unwrap(),
+        path: via,
+    }])
+    .unwrap();
+    let before = dp.routes();
+    assert!(dp
+        .apply(vec![Op::AddRoute {
+            prefix: "172.16.0.0/12".parse().unwrap(),
+            path: via
+        }])
+        .is_err());
+    assert!(matches!(
+        dp.apply(vec![Op::CreatePort {
+            host_if: "c".into(),
+            name: Some("a".into()),
+            mac: None
+        }]),
+        Err((0, DpError::NameTaken(_)))
+    ));
+    let e = dp
+        .apply(vec![Op::EnableFeature {
+            arc: vpg_graph::ArcId::Ip4Output,
+            feature: "nope".into(),
+            sw_if: 0,
+        }])
+        .unwrap_err();
+    assert!(matches!(e.1, DpError::UnknownFeature { .. }));
+    assert_eq!(dp.routes(), before);
+    dp.stop();
+}
+
+#[test]
+fn traffic_flows_after_commit() {
+    let (mut dp, ports) = dataplane();
+    dp.apply(setup_ops()).unwrap();
+    let via = RoutePath::Via {
+        next_hop: "10.0.2.2".parse().unwrap(),
+        sw_if: 1,
+    };
+    dp.apply(vec![Op::AddRoute {
+        prefix: "172.16.0.0/12".parse().unwrap(),
+        path: via,
+    }])
+    .unwrap();
+    let frame = vpg_graph::pg::StreamTemplate::udp4(
+        [2, 0, 0, 0, 9, 1],
+        [2, 0, 0, 0, 0, 1],
+        "10.0.1.2".parse().unwrap(),
+        "172.16.5.5".parse().unwrap(),
+        64,
+    )
+    .build();
+    dp.workers()
+        .exec(0, move |rt| {
+            rt.node_mut::<PgInput>(PG_INPUT)
+                .unwrap()
+                .add_stream(Stream::new("t", 0, frame).with_limit(100))
+        })
+        .unwrap();
+    let rx = ports
+        .captures
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(h, _)| h == "b")
+        .unwrap()
+        .1
+        .clone();
+    let mut got = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got < 100 && std::time::Instant::now() < deadline {
+        got += rx.try_iter().count();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got, 100);
+    // Deleting the interface removes its routes and device.
+    dp.apply(vec![Op::DeleteInterface { sw_if: 1 }]).unwrap();
+    assert!(dp.routes().iter().all(|r| !matches!(
+        r.path,
+        RoutePath::Via { sw_if: 1, .. } | RoutePath::Attached { sw_if: 1 }
+    )));
+    dp.stop();
+}
