@@ -2,4 +2,5 @@
 //! table, and serves the control API.
 
 pub mod config;
+pub mod daemon;
 pub mod dataplane;

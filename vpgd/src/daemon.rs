@@ -1,0 +1,86 @@
+//! Running the daemon: build the graph, start the workers with the stats segment, attach the
+//! configured interfaces, serve the API until shut down.
+
+use crate::config::{parse_mac, Config};
+use crate::dataplane::{DataPlane, Op, OpResult, PortBackend};
+use anyhow::Context;
+use std::sync::Arc;
+use vpg_graph::pg::PgInput;
+use vpg_graph::{GraphSpec, Layout, RuntimeConfig, WorkerOptions, Workers};
+
+/// Interfaces the counters and tables have room for.
+pub const MAX_INTERFACES: usize = 1024;
+
+/// The graph vpgd runs: the IPv4 nodes, the packet generator (for tracing and tests, as VPP keeps
+/// pg) and whatever input nodes `extra` registers (AF_PACKET).
+pub fn graph(extra: impl FnOnce(&mut GraphSpec)) -> anyhow::Result<Arc<Layout>> {
+    let mut g = GraphSpec::new();
+    vpg_ip4::register(&mut g);
+    g.node(|| PgInput::new("ethernet-input"));
+    extra(&mut g);
+    Ok(g.build()?)
+}
+
+/// Starts workers per `cfg` over `layout`.
+pub fn start_workers(cfg: &Config, layout: &Arc<Layout>) -> anyhow::Result<Workers> {
+    if let Some(dir) = cfg.stats.segment.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let opts = WorkerOptions {
+        workers: cfg.workers.count,
+        buffers_per_worker: cfg.buffers.per_worker,
+        huge_pages: cfg.buffers.huge_pages,
+        cpus: cfg.workers.cpus.clone(),
+        runtime: RuntimeConfig {
+            max_interfaces: MAX_INTERFACES,
+        },
+        stats_path: Some(cfg.stats.segment.clone()),
+        ..Default::default()
+    };
+    Workers::start(layout, &opts).with_context(|| format!("starting {} workers", cfg.workers.count))
+}
+
+/// The operations that create the configured interfaces.
+pub fn startup_ops(cfg: &Config) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        let sw_if = i as u32;
+        ops.push(Op::CreatePort {
+            host_if: itf.host_if.clone(),
+            name: itf.name.clone(),
+            mac: itf.mac.as_deref().and_then(parse_mac),
+        });
+        if let Some(mtu) = itf.mtu {
+            ops.push(Op::SetMtu { sw_if, mtu });
+        }
+        for a in &itf.addresses {
+            if let Ok(prefix) = a.parse() {
+                ops.push(Op::AddAddress { sw_if, prefix });
+            }
+        }
+        ops.push(Op::SetAdmin { sw_if, up: itf.up });
+    }
+    ops
+}
+
+/// Builds the data plane and attaches the configured interfaces (all or none).
+pub fn start(
+    cfg: &Config,
+    layout: &Arc<Layout>,
+    backend: Box<dyn PortBackend>,
+) -> anyhow::Result<DataPlane> {
+    let workers = start_workers(cfg, layout)?;
+    let mut dp = DataPlane::new(workers, backend, MAX_INTERFACES);
+    let ops = startup_ops(cfg);
+    let results = dp
+        .apply(ops.clone())
+        .map_err(|(i, e)| anyhow::anyhow!("configured interfaces: {e} (in {:?})", ops[i]))?;
+    debug_assert!(
+        results
+            .iter()
+            .filter(|r| matches!(r, OpResult::Interface(_)))
+            .count()
+            == cfg.interfaces.len()
+    );
+    Ok(dp)
+}
