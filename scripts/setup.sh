@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what vpg's tests and demos need beyond the Rust toolchain: iproute2 (network
+# namespaces and veth pairs), ping, iperf3 and netcat for real traffic. Idempotent and quick when
+# everything is present. Needs root (as the tests do).
+set -euo pipefail
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "setup: ok"
