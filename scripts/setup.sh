@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vpg's tests and demos need beyond the Rust toolchain: iproute2 (network
-# namespaces and veth pairs), ping, iperf3 and netcat for real traffic. Idempotent and quick when
+# namespaces and veth pairs), ping, iperf3 and netcat for real traffic, ethtool (host veths'
+# segmentation offload off). Idempotent and quick when
 # everything is present. Needs root (as the tests do).
 set -euo pipefail
 need=()
@@ -8,6 +9,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -16,7 +16,7 @@ pub enum ClientError {
     #[error("cannot talk to vpgd: {0}")]
     Frame(#[from] FrameError),
     /// The daemon refused the request (nothing changed).
-    #[error("{0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
     /// The daemon answered something this client does not expect.
     #[error("unexpected reply from vpgd: {0}")]

@@ -71,14 +71,24 @@ impl ApiError {
 }
 
 impl fmt::Display for ApiError {
+    /// `item 2: route 10.0.0.0/8: already exists` — the object and field are named unless the
+    /// message already names them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(i) = self.item {
             write!(f, "item {i}: ")?;
         }
-        if let Some(o) = &self.object {
+        if let Some(o) = self
+            .object
+            .as_ref()
+            .filter(|o| !self.message.contains(o.as_str()))
+        {
             write!(f, "{o}: ")?;
         }
-        if let Some(fl) = &self.field {
+        if let Some(fl) = self
+            .field
+            .as_ref()
+            .filter(|fl| !self.message.contains(fl.as_str()))
+        {
             write!(f, "{fl}: ")?;
         }
         f.write_str(&self.message)

@@ -209,6 +209,11 @@ impl Workers {
         self.stop_all();
     }
 
+    /// Stops every worker in place (a daemon shutting down while others still hold it).
+    pub fn shutdown(&mut self) {
+        self.stop_all();
+    }
+
     fn stop_all(&mut self) {
         for h in &self.handles {
             let _ = h.tx.send(WorkerMsg::Stop);

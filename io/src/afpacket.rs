@@ -31,6 +31,7 @@ const TPACKET_V3: i32 = 2;
 const ETH_P_ALL: u16 = 0x0003;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 const TP_STATUS_WRONG_FORMAT: u32 = 4;
@@ -406,6 +407,9 @@ pub struct RxFrame<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire.
     pub wire_len: u32,
+    /// The sender left the L4 checksum to offload (a local sender on a veth with TX checksum
+    /// offload): it is not filled in yet.
+    pub csum_not_ready: bool,
 }
 
 /// The RX half: a TPACKET_V3 ring.
@@ -429,6 +433,7 @@ const BLOCK_NUM_PKTS: usize = 12;
 const BLOCK_FIRST_PKT: usize = 16;
 // Packet header fields (struct tpacket3_hdr).
 const PKT_NEXT: usize = 0;
+const PKT_STATUS: usize = 20;
 const PKT_SNAPLEN: usize = 12;
 const PKT_LEN: usize = 16;
 const PKT_MAC: usize = 24;
@@ -472,10 +477,15 @@ impl AfPacketRx {
             let wire_len = self.ring.load_u32(p + PKT_LEN);
             let mac = self.ring.load_u16(p + PKT_MAC) as usize;
             let next = self.ring.load_u32(p + PKT_NEXT) as usize;
+            let csum_not_ready = self.ring.load_u32(p + PKT_STATUS) & TP_STATUS_CSUMNOTREADY != 0;
             // A corrupt header (never expected) must not walk us out of the block.
             let in_block = self.pkt_off + mac + snap <= self.block_size;
             if let (true, Some(data)) = (in_block, self.ring.bytes(p + mac, snap)) {
-                f(RxFrame { data, wire_len });
+                f(RxFrame {
+                    data,
+                    wire_len,
+                    csum_not_ready,
+                });
             }
             n += 1;
             self.left -= 1;

@@ -448,4 +448,9 @@ impl DataPlane {
     pub fn stop(self) {
         self.workers.stop();
     }
+
+    /// Stops the workers in place (shutdown while API threads may still hold the data plane).
+    pub fn shutdown(&mut self) {
+        self.workers.shutdown();
+    }
 }

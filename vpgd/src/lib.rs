@@ -4,3 +4,5 @@
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod ports;
+pub mod service;
