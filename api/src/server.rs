@@ -24,6 +24,10 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
+/// Answers one request: calls its output once with a reply, or for a dump once per detail and
+/// then with `Reply::Done`.
+pub type RequestHandler<'a> = dyn FnMut(Request, &mut dyn FnMut(Reply)) + 'a;
+
 /// Serves one connection until the client leaves. `handler` answers each request: it calls its
 /// output once with a reply, or for a dump once per detail and then with `Reply::Done`.
 /// Undecodable frames get an error reply and the connection goes on; a frame too large to skip
@@ -31,7 +35,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 pub fn serve_connection(
     mut s: UnixStream,
     server: &str,
-    handler: &mut dyn FnMut(Request, &mut dyn FnMut(Reply)),
+    handler: &mut RequestHandler<'_>,
 ) -> io::Result<()> {
     let hello = match read_frame(&mut s) {
         Ok(b) => decode::<Hello>(&b),

@@ -8,10 +8,13 @@ use vpg_graph::{GraphSpec, InterfaceOutput, Runtime, WorkerOptions, Workers, INT
 use vpg_ip4::RoutePath;
 use vpgd::dataplane::{DataPlane, DpError, Installer, Op, OpResult, PortBackend};
 
+/// Captured packets per host interface.
+type Captures = Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>;
+
 /// Ports are pg captures; attaching "bad*" fails like a missing host interface.
 #[derive(Clone, Default)]
 struct PgPorts {
-    captures: Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>,
+    captures: Captures,
     attached: Arc<Mutex<Vec<String>>>,
 }
 

@@ -73,7 +73,7 @@ pub fn covered_destinations(routes: &[(Ipv4Addr, u8)], n: usize, seed: u64) -> V
     if routes.is_empty() {
         return Vec::new();
     }
-    let mut rng = SplitMix(seed ^ 0x5eed_0f_d057);
+    let mut rng = SplitMix(seed ^ 0x005e_ed0f_d057);
     (0..n)
         .map(|_| {
             let (p, len) = routes[rng.below(routes.len() as u64) as usize];
