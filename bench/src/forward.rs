@@ -24,6 +24,8 @@ const MAC_IN: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 const MAC_OUT: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 const NEIGHBOR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 3];
 const SEED: u64 = 0x5eed;
+/// Neighbors the routes are spread over.
+pub const NEXT_HOPS: usize = 250;
 
 /// `ip4-forward-1-route`.
 pub fn one_route(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
@@ -77,7 +79,7 @@ pub fn forwarding_runtime(
 
     let mut ip4 = Ip4Control::new();
     let in_net: Ipv4Cidr = "192.0.2.1/24".parse()?;
-    let out_net: Ipv4Cidr = "198.18.0.1/30".parse()?;
+    let out_net: Ipv4Cidr = "198.18.0.1/24".parse()?;
     let nh = Ipv4Addr::new(198, 18, 0, 2);
     ip4.add_interface(0, "pg0", EthernetAddress(MAC_IN))?;
     ip4.add_interface(1, "pg1", EthernetAddress(MAC_OUT))?;
@@ -85,29 +87,41 @@ pub fn forwarding_runtime(
         ip4.set_admin_up(i, true)?;
         ip4.add_address(i, a)?;
     }
-    ip4.add_neighbor(1, nh, EthernetAddress(NEIGHBOR_MAC))?;
+    // Routes are spread over NEXT_HOPS neighbors, as a real table's are: with one next hop for
+    // every route the FIB would merge adjacent equal ranges and a million routes would collapse
+    // to almost nothing, which would flatter the lookup.
+    let hops: Vec<Ipv4Addr> = (0..NEXT_HOPS)
+        .map(|i| Ipv4Addr::new(198, 18, 0, 2 + i as u8))
+        .collect();
+    for (i, h) in hops.iter().enumerate() {
+        let mut mac = NEIGHBOR_MAC;
+        mac[5] = i as u8;
+        ip4.add_neighbor(1, *h, EthernetAddress(mac))?;
+    }
     let table = routes(n_routes);
     let t0 = Instant::now();
     // Interface subnets are in the table already; a random prefix equal to one is skipped.
     let reserved = |p: Ipv4Addr, l: u8| {
         (p, l) == (in_net.network().address(), 24)
-            || (p, l) == (out_net.network().address(), 30)
-            || (l == 32 && (p == in_net.address() || p == out_net.address() || p == nh))
+            || (p, l) == (out_net.network().address(), 24)
+            || (l == 32 && (in_net.network().contains(p) || out_net.network().contains(p)))
     };
-    let n = ip4.add_routes(
-        table
-            .iter()
-            .filter(|(p, l)| !reserved(*p, *l))
-            .map(|&(p, l)| {
-                (
-                    Ipv4Cidr::new(p, l).expect("len <= 32"),
-                    RoutePath::Via {
-                        next_hop: nh,
-                        sw_if: 1,
-                    },
-                )
-            }),
-    )?;
+    let routes = table
+        .iter()
+        .filter(|(p, l)| !reserved(*p, *l))
+        .enumerate()
+        .map(|(i, &(p, l))| {
+            let next_hop = if n_routes == 1 {
+                nh
+            } else {
+                hops[i % hops.len()]
+            };
+            (
+                Ipv4Cidr::new(p, l).expect("len <= 32"),
+                RoutePath::Via { next_hop, sw_if: 1 },
+            )
+        });
+    let n = ip4.add_routes(routes)?;
     let load = t0.elapsed();
     let tables = ip4.tables();
     // Destinations inside the routes, minus the interface subnets (those are not forwarded).
@@ -145,6 +159,14 @@ pub fn forwarding_runtime(
         format!("{:.2}", load.as_secs_f64()),
     );
     details.insert("flows".into(), flows.to_string());
+    details.insert(
+        "next_hops".into(),
+        if n_routes == 1 {
+            "1".into()
+        } else {
+            NEXT_HOPS.to_string()
+        },
+    );
     Ok((rt, details))
 }
 

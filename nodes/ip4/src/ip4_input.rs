@@ -64,6 +64,8 @@ impl Node for Ip4Input {
     }
 
     fn process(&mut self, cx: &mut Ctx<'_, Ip4InputTrace>, v: &mut Vector) {
+        // The arc's next node depends only on the interface, and a vector usually comes from one.
+        let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         for k in 0..v.len {
             if k + 2 < v.len {
                 cx.buffers.prefetch(v.buffers[k + 2]);
@@ -103,7 +105,13 @@ impl Node for Ip4Input {
                 }
             };
             v.nexts[k] = match err {
-                None => cx.arcs.next(ArcId::Ip4Unicast, b.hdr.rx_if),
+                None => {
+                    if b.hdr.rx_if != last_if {
+                        last_if = b.hdr.rx_if;
+                        last_next = cx.arcs.next(ArcId::Ip4Unicast, last_if);
+                    }
+                    last_next
+                }
                 Some(Ip4InputError::TimeExpired) => {
                     b.hdr.meta.icmp = vpg_graph::buffer::IcmpMeta {
                         kind: 11,

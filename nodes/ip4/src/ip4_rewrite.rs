@@ -72,13 +72,15 @@ impl Node for Ip4Rewrite {
 
     fn process(&mut self, cx: &mut Ctx<'_, Ip4RewriteTrace>, v: &mut Vector) {
         let adjs = &self.tables.adjacencies;
+        // The output arc's next node depends only on the interface: computed once per interface.
+        let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         for k in 0..v.len {
             if k + 2 < v.len {
                 cx.buffers.prefetch(v.buffers[k + 2]);
             }
             let b = cx.buffers.get_mut(v.buffers[k]);
             let adj = b.hdr.meta.ip4.adj_index;
-            let Some(&Adjacency::Rewrite {
+            let Some(Adjacency::Rewrite {
                 sw_if,
                 rewrite,
                 mtu,
@@ -107,6 +109,7 @@ impl Node for Ip4Rewrite {
                 v.nexts[k] = NEXT_ICMP_ERROR;
                 continue;
             }
+            let (sw_if, mtu) = (*sw_if, *mtu);
             if len > mtu as usize {
                 if d[6] & 0x40 != 0 {
                     cx.errors.count(Ip4RewriteError::FragNeeded, 1);
@@ -138,7 +141,7 @@ impl Node for Ip4Rewrite {
                 v.nexts[k] = NEXT_DROP;
                 continue;
             };
-            l2.copy_from_slice(&rewrite);
+            l2.copy_from_slice(rewrite);
             b.hdr.tx_if = sw_if;
             if b.is_traced() {
                 let dst_mac = EthernetAddress([
@@ -154,7 +157,11 @@ impl Node for Ip4Rewrite {
                     },
                 );
             }
-            v.nexts[k] = cx.arcs.next(ArcId::Ip4Output, sw_if);
+            if sw_if != last_if {
+                last_if = sw_if;
+                last_next = cx.arcs.next(ArcId::Ip4Output, sw_if);
+            }
+            v.nexts[k] = last_next;
         }
     }
 }
