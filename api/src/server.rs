@@ -1,5 +1,5 @@
 //! Server side: a listening socket with mode 0600, and the per-connection loop (handshake, then
-//! requests answered by a [`Handler`]).
+//! requests answered by a [`RequestHandler`]).
 
 use crate::codec::{decode, read_frame, send, FrameError};
 use crate::message::{Hello, HelloReply, Reply, Request, API_MAJOR, API_MINOR};

@@ -1,6 +1,7 @@
 //! vpg's benchmark scenarios: each builds a graph, generates traffic with pg, runs on one pinned
 //! core after a warm-up and reads the runtime counters (TSC clocks per packet per node).
 
+pub mod afpacket;
 pub mod forward;
 pub mod report;
 
@@ -52,6 +53,11 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "ip4-forward-10k-routes",
             about: "the same with 10k random /8-/32 routes, traffic to random covered destinations",
             run: forward::ten_k_routes,
+        },
+        Scenario {
+            name: "afpacket-forward",
+            about: "iperf3 UDP 64-byte and TCP between two namespaces through vpgd's AF_PACKET rings vs the kernel, same run; vpgd idle CPU over 10 s (root)",
+            run: afpacket::afpacket_forward,
         },
         Scenario {
             name: "ip4-forward-1m-routes",

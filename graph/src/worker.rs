@@ -281,6 +281,9 @@ fn run(
         rt.wait_fds(&mut fds);
         let _ = crate::sys::poll_fds(&fds, idle.max_sleep);
         wake.drain();
-        empty = 0;
+        // Stay in sleep mode: the next loop polls the inputs once and, if they are still empty,
+        // blocks again at once instead of busy-polling another `spin_loops` times. Only packets
+        // (`produced > 0` above) return the worker to busy polling.
+        empty = idle.spin_loops;
     }
 }

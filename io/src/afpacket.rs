@@ -589,6 +589,45 @@ impl TxDevice for AfPacketTx {
     }
 }
 
+/// The MAC address of a Linux interface in the calling thread's network namespace
+/// (`SIOCGIFHWADDR`; unlike /sys/class/net this follows `setns`).
+pub fn hw_addr(host_if: &str) -> io::Result<[u8; 6]> {
+    if host_if.len() >= libc::IFNAMSIZ || host_if.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name '{host_if}'"),
+        ));
+    }
+    // SAFETY: plain socket call; result checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(host_if.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: ifr is a valid ifreq with a NUL-terminated name (checked length, zeroed rest).
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("{host_if}: SIOCGIFHWADDR: {e}"),
+        ));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = *b as u8;
+    }
+    Ok(mac)
+}
+
 /// Moves the calling thread into network namespace `name` (`/var/run/netns/NAME`). Only this
 /// thread changes namespace; sockets it opens stay bound to that namespace.
 pub fn enter_netns(name: &str) -> io::Result<()> {

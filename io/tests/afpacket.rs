@@ -97,6 +97,23 @@ fn frames_cross_the_veth_both_ways_intact_and_not_echoed() {
 }
 
 #[test]
+fn hardware_address_is_read_in_the_threads_namespace() {
+    let Some((a, _b, va, _vb)) = pair() else {
+        return;
+    };
+    let want = netns::mac_of(&a, &va).unwrap();
+    let (name, dev) = (a.name.clone(), va.clone());
+    let got = std::thread::spawn(move || {
+        enter_netns(&name).unwrap();
+        vpg_io::afpacket::hw_addr(&dev).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(got, want);
+    assert!(vpg_io::afpacket::hw_addr("no-such-if0").is_err());
+}
+
+#[test]
 fn oversized_frames_are_reported_with_their_wire_length() {
     let Some((a, b, va, vb)) = pair() else { return };
     a.exec(&["ip", "link", "set", &va, "mtu", "9000"]).unwrap();

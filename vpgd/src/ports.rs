@@ -23,13 +23,9 @@ impl AfPacketPorts {
     }
 }
 
-/// Reads a Linux interface's MAC from sysfs.
+/// A Linux interface's MAC, asked of the kernel in this thread's network namespace.
 pub fn host_mac(host_if: &str) -> Option<[u8; 6]> {
-    if host_if.contains('/') {
-        return None;
-    }
-    let s = std::fs::read_to_string(format!("/sys/class/net/{host_if}/address")).ok()?;
-    crate::config::parse_mac(s.trim())
+    vpg_io::afpacket::hw_addr(host_if).ok()
 }
 
 impl PortBackend for AfPacketPorts {
