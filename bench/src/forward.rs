@@ -62,6 +62,16 @@ pub fn forwarding_runtime(
     huge_pages: bool,
     buffers: u32,
 ) -> anyhow::Result<(Runtime, BTreeMap<String, String>)> {
+    forwarding_runtime_with_flows(n_routes, huge_pages, buffers, FLOWS)
+}
+
+/// [`forwarding_runtime`] with a given number of flows.
+pub fn forwarding_runtime_with_flows(
+    n_routes: usize,
+    huge_pages: bool,
+    buffers: u32,
+    flows: usize,
+) -> anyhow::Result<(Runtime, BTreeMap<String, String>)> {
     let mut spec = GraphSpec::new();
     vpg_ip4::register(&mut spec);
     spec.node(|| PgInput::new("ethernet-input"));
@@ -125,7 +135,7 @@ pub fn forwarding_runtime(
     let load = t0.elapsed();
     let tables = ip4.tables();
     // Destinations inside the routes, minus the interface subnets (those are not forwarded).
-    let dsts: Vec<u32> = testgen::covered_destinations(&table, FLOWS, SEED ^ 1)
+    let dsts: Vec<u32> = testgen::covered_destinations(&table, flows, SEED ^ 1)
         .into_iter()
         .filter(|&d| {
             !in_net.network().contains(Ipv4Addr::from(d))
@@ -172,7 +182,8 @@ pub fn forwarding_runtime(
 
 fn run_forward(name: &str, n_routes: usize, o: &RunOptions) -> anyhow::Result<ScenarioReport> {
     let pinned = vpg_graph::sys::pin_current_thread(o.cpu);
-    let (mut rt, mut details) = forwarding_runtime(n_routes, o.huge_pages, 16384)?;
+    let (mut rt, mut details) =
+        forwarding_runtime_with_flows(n_routes, o.huge_pages, 16384, o.flows)?;
     details.insert(
         "pinned_cpu".into(),
         match pinned {

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub cpu: usize,
     /// Buffer memory on huge pages when offered.
     pub huge_pages: bool,
+    /// Distinct destinations the generator cycles through (ip4-forward scenarios).
+    pub flows: usize,
 }
 
 impl Default for RunOptions {
@@ -37,6 +39,7 @@ impl Default for RunOptions {
             packets: 20_000_000,
             cpu: 1,
             huge_pages: true,
+            flows: forward::FLOWS,
         }
     }
 }

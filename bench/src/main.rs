@@ -22,6 +22,9 @@ struct Cli {
     /// CPU to pin the benchmark thread to.
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// Distinct destinations per ip4-forward scenario (cache pressure on the FIB grows with it).
+    #[arg(long, default_value_t = vpg_bench::forward::FLOWS)]
+    flows: usize,
     /// Keep buffers on 4 KiB pages (compare with the default huge pages).
     #[arg(long)]
     no_huge_pages: bool,
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         packets: cli.packets,
         cpu: cli.cpu,
         huge_pages: !cli.no_huge_pages,
+        flows: cli.flows.max(1),
     };
     if !cli.json {
         println!("{}", ScenarioReport::table_header());

@@ -23,6 +23,10 @@ struct Lab {
 
 impl Lab {
     fn new() -> Option<Self> {
+        Self::with_workers(1)
+    }
+
+    fn with_workers(workers: usize) -> Option<Self> {
         if let Some(why) = netns::unavailable() {
             eprintln!("skipping vpgd namespace test: {why}");
             return None;
@@ -65,10 +69,11 @@ impl Lab {
         let dir = std::env::temp_dir().join(netns::unique("vpgd-test-"));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = format!(
-            "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n\
+            "[workers]\ncount = {workers}\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n\
              [[interface]]\nhost_if = \"{ra}\"\nname = \"up0\"\naddresses = [\"10.0.1.1/24\"]\n\
              [[interface]]\nhost_if = \"{rb}\"\nname = \"up1\"\naddresses = [\"10.0.2.1/24\"]\n",
-            d = dir.display()
+            d = dir.display(),
+            workers = workers
         );
         std::fs::write(dir.join("vpgd.toml"), cfg).unwrap();
         let mut lab = Lab {
@@ -481,4 +486,56 @@ fn traffic_resumes_after_vpgd_restarts() {
     assert!(received >= 30, "traffic resumed after the restart: {out}");
     // The last pings all got through: forwarding is back.
     assert_eq!(ping(&lab.a, "10.0.2.2", 5), 5);
+}
+
+#[test]
+fn two_workers_share_the_interfaces_through_fanout() {
+    let Some(lab) = Lab::with_workers(2) else {
+        return;
+    };
+    assert!(ping(&lab.a, "10.0.2.2", 10) >= 8);
+    let server = python(&lab.b, TCP_SERVER);
+    std::thread::sleep(Duration::from_millis(300));
+    let client = wait_out(python(&lab.a, TCP_CLIENT));
+    assert!(!client.is_empty());
+    assert_eq!(wait_out(server), client, "content intact with two workers");
+    let rt = lab.ctl_json(&["show", "runtime"]);
+    let workers: std::collections::BTreeSet<u64> = rt
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["node"] == "af-packet-input")
+        .map(|r| r["worker"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "both workers poll: {rt}");
+}
+
+#[test]
+fn malformed_config_exits_non_zero_naming_the_field() {
+    let dir = std::env::temp_dir().join(netns::unique("vpgd-badcfg-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "[workers]\ncount = 0\n").unwrap();
+    let o = Command::new(VPGD).arg("--config").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("workers.count: 0 is out of range"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::write(&f, "[buffers]\nper_wroker = 5\n").unwrap();
+    let o = Command::new(VPGD).arg("--config").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("per_wroker"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(VPGD)
+        .arg("--config")
+        .arg(dir.join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
