@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vpg_io::netns::{self, NetNs};
-use vpg_io::{AfPacketInput, RingOptions};
 use vpgd::config::Config;
-use vpgd::ports::AfPacketPorts;
 use vpgd::service::Service;
 
 const SECONDS: u32 = 4;
@@ -144,17 +142,7 @@ pub fn afpacket_forward(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
     let r_name = l.r.name.clone();
     let svc = std::thread::spawn(move || -> anyhow::Result<Service> {
         vpg_io::afpacket::enter_netns(&r_name)?;
-        let layout = vpgd::daemon::graph(|g| {
-            g.node(|| AfPacketInput::new("ethernet-input"));
-        })?;
-        let dp = vpgd::daemon::start(
-            &cfg,
-            &layout,
-            Box::new(AfPacketPorts::new(RingOptions::default())),
-        )?;
-        let svc = Service::new(dp, String::new());
-        svc.start_neighbor_learning();
-        Ok(svc)
+        vpgd::daemon::start_service(&cfg)
     })
     .join()
     .map_err(|_| anyhow::anyhow!("vpgd thread panicked"))??;

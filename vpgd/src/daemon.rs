@@ -84,3 +84,16 @@ pub fn start(
     );
     Ok(dp)
 }
+
+/// Starts the daemon's data plane on AF_PACKET ports and returns the API service, with neighbor
+/// learning running: what `vpgd` runs, and what benchmarks embed.
+pub fn start_service(cfg: &Config) -> anyhow::Result<crate::service::Service> {
+    let layout = graph(|g| {
+        g.node(|| vpg_io::AfPacketInput::new("ethernet-input"));
+    })?;
+    let ports = crate::ports::AfPacketPorts::new(vpg_io::RingOptions::default());
+    let dp = start(cfg, &layout, Box::new(ports))?;
+    let svc = crate::service::Service::new(dp, cfg.stats.segment.display().to_string());
+    svc.start_neighbor_learning();
+    Ok(svc)
+}

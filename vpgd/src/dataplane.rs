@@ -356,36 +356,35 @@ impl DataPlane {
                 arc,
                 feature,
                 sw_if,
-            }
-            | Op::DisableFeature {
-                arc,
-                feature,
-                sw_if,
-            } if self.layout().feature_position(arc, &feature).is_none() => {
-                let _ = sw_if;
-                Err(DpError::UnknownFeature { arc, feature })
-            }
-            Op::EnableFeature {
-                arc,
-                feature,
-                sw_if,
-            } => {
-                known(s, sw_if)?;
-                let p = self.layout().feature_position(arc, &feature).unwrap_or(0);
-                s.features.enable(arc, sw_if, p);
-                Ok(OpResult::Done)
-            }
+            } => self.set_feature(s, arc, feature, sw_if, true),
             Op::DisableFeature {
                 arc,
                 feature,
                 sw_if,
-            } => {
-                known(s, sw_if)?;
-                let p = self.layout().feature_position(arc, &feature).unwrap_or(0);
-                s.features.disable(arc, sw_if, p);
-                Ok(OpResult::Done)
-            }
+            } => self.set_feature(s, arc, feature, sw_if, false),
         }
+    }
+
+    fn set_feature(
+        &self,
+        s: &mut State,
+        arc: ArcId,
+        feature: String,
+        sw_if: u32,
+        on: bool,
+    ) -> Result<OpResult, DpError> {
+        let Some(p) = self.layout().feature_position(arc, &feature) else {
+            return Err(DpError::UnknownFeature { arc, feature });
+        };
+        if !s.ports.contains_key(&sw_if) {
+            return Err(DpError::NoInterface(sw_if));
+        }
+        if on {
+            s.features.enable(arc, sw_if, p);
+        } else {
+            s.features.disable(arc, sw_if, p);
+        }
+        Ok(OpResult::Done)
     }
 
     fn publish(&self) {

@@ -7,10 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use vpg_io::{AfPacketInput, RingOptions};
 use vpgd::config::Config;
-use vpgd::ports::AfPacketPorts;
-use vpgd::service::Service;
 
 /// vpg data-plane daemon: owns interfaces, buffer pools, workers and every data-plane table, and
 /// serves the control API.
@@ -52,16 +49,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let layout = vpgd::daemon::graph(|g| {
-        g.node(|| AfPacketInput::new("ethernet-input"));
-    })?;
-    let dp = vpgd::daemon::start(
-        &cfg,
-        &layout,
-        Box::new(AfPacketPorts::new(RingOptions::default())),
-    )?;
-    let svc = Service::new(dp, cfg.stats.segment.display().to_string());
-    svc.start_neighbor_learning();
+    let svc = vpgd::daemon::start_service(&cfg)?;
     let listener = vpg_api::server::bind(&cfg.api.socket)
         .with_context(|| format!("binding API socket {}", cfg.api.socket.display()))?;
     listener.set_nonblocking(true)?;
