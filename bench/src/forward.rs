@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
-use vpg_graph::pg::{PgInput, Stream, StreamTemplate, Vary, PG_INPUT};
+use vpg_graph::pg::{PgInput, Stream, StreamTemplate, PG_INPUT};
 use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
 use vpg_graph::{
     BufferMemory, ConfigSet, GraphSpec, InterfaceOutput, NullDevice, Runtime, RuntimeConfig,
@@ -143,6 +143,7 @@ pub fn forwarding_runtime_with_flows(
         })
         .collect();
     let flows = dsts.len();
+    // One image; pg writes each flow's destination into it per packet (4 bytes per flow).
     let images = StreamTemplate::udp4(
         [0x02, 0, 0, 0, 0, 9],
         MAC_IN,
@@ -150,12 +151,10 @@ pub fn forwarding_runtime_with_flows(
         Ipv4Addr::new(10, 0, 0, 1),
         64,
     )
-    .vary(Vary::Ip4DstList(dsts))
-    .flows(flows)
     .build();
     rt.node_mut::<PgInput>(PG_INPUT)
         .context("pg-input")?
-        .add_stream(Stream::new("bench", 0, images));
+        .add_stream(Stream::new("bench", 0, images).with_destinations(dsts));
     rt.reconfigure(Arc::new(ConfigSet::new().with(tables.clone())));
     let mut details = BTreeMap::new();
     details.insert("routes".into(), n.to_string());

@@ -58,3 +58,46 @@ fn pcap_that_is_not_a_pcap_is_an_error() {
     assert!(Stream::from_pcap("x", 0, &p).is_err());
     std::fs::remove_file(&p).unwrap();
 }
+
+#[test]
+fn destination_lists_rewrite_each_packet_with_valid_checksums() {
+    let mut h = Harness::new();
+    h.add_interface(0, [2, 0, 0, 0, 0, 0xa], "10.0.1.1/24");
+    h.add_interface(1, [2, 0, 0, 0, 0, 0xb], "10.0.2.1/24");
+    for i in 2..6 {
+        h.add_neighbor(1, &format!("10.0.2.{i}"), [2, 0, 0, 0, 1, i]);
+    }
+    let img = udp_frame(
+        [2, 0, 0, 0, 0, 0xa],
+        [2, 0, 0, 0, 1, 0xa],
+        "10.0.1.2",
+        "10.0.2.2",
+        64,
+        b"payload",
+    );
+    let dsts: Vec<u32> = (2..6)
+        .map(|i| u32::from(std::net::Ipv4Addr::new(10, 0, 2, i)))
+        .collect();
+    let s = Stream::new("dsts", 0, vec![img])
+        .with_destinations(dsts)
+        .with_limit(8);
+    h.rt.node_mut::<PgInput>(PG_INPUT).unwrap().add_stream(s);
+    h.run();
+    let out = h.captured(1);
+    assert_eq!(out.len(), 8, "{:?}", h.errors());
+    for (k, f) in out.iter().enumerate() {
+        let d = 2 + (k % 4) as u8;
+        assert_eq!(&f[30..34], &[10, 0, 2, d], "destination of packet {k}");
+        assert_eq!(&f[0..6], &[2, 0, 0, 0, 1, d], "forwarded to that neighbor");
+        assert_eq!(
+            vpg_graph::wire::checksum::data(&f[14..34]),
+            0,
+            "IPv4 checksum valid"
+        );
+        assert_eq!(
+            &f[14 + 20 + 6..14 + 20 + 8],
+            &[0, 0],
+            "UDP checksum cleared (optional in IPv4)"
+        );
+    }
+}
