@@ -1,21 +1,31 @@
-//! Configuration items: every change the API can make. A single request carries one; a
-//! transaction carries many, applied all-or-nothing.
+//! Configuration items and transactions: every change the API can make.
+//!
+//! A `config` request carries one [`ConfigItem`]; a `transaction` carries many, applied
+//! all-or-nothing. The protocol for a transaction: the server validates every item first
+//! ([`validate_all`] for what needs no state, then the daemon's own checks against its tables,
+//! on a copy), and only when all pass are they swapped into the workers' configuration together,
+//! between frames. A refused item is named by its index ([`ApiError::item`]) and nothing
+//! changes. This crate owns the items and the stateless half of the checks; vpgd applies.
+//!
+//! Items are tagged by `op` and refuse unknown fields, so a typo (`"mut": 9000`) is an error
+//! that names the field rather than a change that silently does nothing.
 
-use crate::interface::{check_ifname, check_mtu};
-use crate::route::RoutePath;
+use crate::feature::check_feature;
+use crate::interface::{check_address, check_ifname, check_mac, check_mtu, check_proxy_arp};
+use crate::neighbor::check_neighbor;
+use crate::route::{check_route, check_route_prefix, RoutePath};
 use crate::types::{Mac, Prefix};
-use crate::{ApiError, ErrorCode};
+use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-/// The feature arcs.
-pub const ARCS: [&str; 2] = ["ip4-unicast", "ip4-output"];
+pub use crate::feature::ARCS;
 
 /// One configuration change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConfigItem {
-    /// Attach a Linux interface with AF_PACKET; replies with the new interface index.
+    /// Attach a Linux interface with AF_PACKET; the reply carries the new interface index.
     CreateAfPacket {
         /// Linux interface.
         host_if: String,
@@ -121,60 +131,124 @@ pub enum ConfigItem {
     },
 }
 
-fn bad(field: &str, msg: String) -> ApiError {
-    ApiError::new(ErrorCode::BadRequest, msg).field(field)
-}
-
 impl ConfigItem {
-    /// Checks what can be checked without the daemon's state.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    /// The item's tag (`add_route`), for messages.
+    pub fn op(&self) -> &'static str {
         match self {
-            ConfigItem::CreateAfPacket { host_if, name, .. } => {
-                check_ifname("host_if", host_if)?;
-                if let Some(n) = name {
-                    check_ifname("name", n)?;
-                }
-            }
-            ConfigItem::SetMtu { mtu, .. } => check_mtu(*mtu)?,
-            ConfigItem::AddRoute { prefix, .. } | ConfigItem::DelRoute { prefix }
-                if !prefix.is_network() =>
-            {
-                return Err(bad(
-                    "prefix",
-                    format!(
-                        "{prefix} has host bits set (did you mean {}?)",
-                        network(*prefix)
-                    ),
-                )
-                .object(format!("route {prefix}")));
-            }
-            ConfigItem::SetProxyArp { prefixes, .. } => {
-                if let Some(p) = prefixes.iter().find(|p| !p.is_network()) {
-                    return Err(bad("prefixes", format!("{p} has host bits set")));
-                }
-            }
-            ConfigItem::EnableFeature { arc, .. } | ConfigItem::DisableFeature { arc, .. }
-                if !ARCS.contains(&arc.as_str()) =>
-            {
-                return Err(bad(
-                    "arc",
-                    format!("'{arc}' is not an arc (ip4-unicast or ip4-output)"),
-                ));
-            }
-            _ => {}
+            ConfigItem::CreateAfPacket { .. } => "create_af_packet",
+            ConfigItem::DeleteInterface { .. } => "delete_interface",
+            ConfigItem::SetAdminState { .. } => "set_admin_state",
+            ConfigItem::SetMac { .. } => "set_mac",
+            ConfigItem::SetMtu { .. } => "set_mtu",
+            ConfigItem::AddAddress { .. } => "add_address",
+            ConfigItem::DelAddress { .. } => "del_address",
+            ConfigItem::SetProxyArp { .. } => "set_proxy_arp",
+            ConfigItem::AddRoute { .. } => "add_route",
+            ConfigItem::DelRoute { .. } => "del_route",
+            ConfigItem::AddNeighbor { .. } => "add_neighbor",
+            ConfigItem::DelNeighbor { .. } => "del_neighbor",
+            ConfigItem::EnableFeature { .. } => "enable_feature",
+            ConfigItem::DisableFeature { .. } => "disable_feature",
         }
-        Ok(())
+    }
+
+    /// The object the item changes, as errors name it (`interface 3`, `route 10.0.0.0/8`,
+    /// `address 10.0.2.1/24 on interface 1`).
+    pub fn object(&self) -> String {
+        match self {
+            ConfigItem::CreateAfPacket { host_if, .. } => format!("host interface {host_if}"),
+            ConfigItem::DeleteInterface { sw_if }
+            | ConfigItem::SetAdminState { sw_if, .. }
+            | ConfigItem::SetMac { sw_if, .. }
+            | ConfigItem::SetMtu { sw_if, .. }
+            | ConfigItem::SetProxyArp { sw_if, .. } => format!("interface {sw_if}"),
+            ConfigItem::AddAddress { sw_if, prefix } | ConfigItem::DelAddress { sw_if, prefix } => {
+                format!("address {prefix} on interface {sw_if}")
+            }
+            ConfigItem::AddRoute { prefix, .. } | ConfigItem::DelRoute { prefix } => {
+                format!("route {prefix}")
+            }
+            ConfigItem::AddNeighbor { sw_if, ip, .. } | ConfigItem::DelNeighbor { sw_if, ip } => {
+                format!("neighbor {ip} on interface {sw_if}")
+            }
+            ConfigItem::EnableFeature {
+                arc,
+                feature,
+                sw_if,
+            }
+            | ConfigItem::DisableFeature {
+                arc,
+                feature,
+                sw_if,
+            } => format!("feature {feature} on arc {arc} of interface {sw_if}"),
+        }
+    }
+
+    /// Checks what can be checked without the daemon's state: names (1 to 15 bytes, as Linux
+    /// wants), MTU (68..=9000), route and proxy-ARP prefixes without host bits, unicast MACs,
+    /// host addresses, known arcs. The error names the object and the field.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let r = match self {
+            ConfigItem::CreateAfPacket { host_if, name, mac } => check_ifname("host_if", host_if)
+                .and_then(|()| name.as_deref().map_or(Ok(()), |n| check_ifname("name", n)))
+                .and_then(|()| mac.map_or(Ok(()), |m| check_mac("mac", m))),
+            ConfigItem::DeleteInterface { .. } | ConfigItem::SetAdminState { .. } => Ok(()),
+            ConfigItem::SetMac { mac, .. } => check_mac("mac", *mac),
+            ConfigItem::SetMtu { mtu, .. } => check_mtu(*mtu),
+            ConfigItem::AddAddress { prefix, .. } | ConfigItem::DelAddress { prefix, .. } => {
+                check_address(*prefix)
+            }
+            ConfigItem::SetProxyArp { prefixes, .. } => check_proxy_arp(prefixes),
+            ConfigItem::AddRoute { prefix, path } => check_route(*prefix, path),
+            ConfigItem::DelRoute { prefix } => check_route_prefix(*prefix),
+            ConfigItem::AddNeighbor { ip, mac, .. } => check_neighbor(*ip, Some(*mac)),
+            ConfigItem::DelNeighbor { ip, .. } => check_neighbor(*ip, None),
+            ConfigItem::EnableFeature { arc, feature, .. }
+            | ConfigItem::DisableFeature { arc, feature, .. } => check_feature(arc, feature),
+        };
+        r.map_err(|e| e.or_object(|| self.object()))
     }
 }
 
-fn network(p: Prefix) -> Prefix {
-    let mask = if p.len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - p.len as u32)
-    };
-    Prefix {
-        addr: Ipv4Addr::from(u32::from(p.addr) & mask),
-        len: p.len,
+/// Validates every item of a transaction, in order; the first refusal carries its index.
+pub fn validate_all(items: &[ConfigItem]) -> Result<(), ApiError> {
+    for (i, it) in items.iter().enumerate() {
+        it.validate().map_err(|e| e.item(i))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_object_field_and_item() {
+        let e = ConfigItem::SetMtu { sw_if: 1, mtu: 20 }
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.object.as_deref(), Some("interface 1"));
+        assert_eq!(e.field.as_deref(), Some("mtu"));
+        assert_eq!(
+            e.to_string(),
+            "interface 1: mtu 20 is out of range 68..=9000"
+        );
+        let items = vec![
+            ConfigItem::AddRoute {
+                prefix: "10.5.0.0/16".parse().unwrap(),
+                path: RoutePath::Drop,
+            },
+            ConfigItem::AddRoute {
+                prefix: "10.6.0.1/16".parse().unwrap(),
+                path: RoutePath::Drop,
+            },
+        ];
+        let e = validate_all(&items).unwrap_err();
+        assert_eq!(e.item, Some(1));
+        assert_eq!(
+            e.to_string(),
+            "item 1: route 10.6.0.1/16: prefix 10.6.0.1/16 has host bits set (did you mean 10.6.0.0/16?)"
+        );
+        assert!(validate_all(&items[..1]).is_ok());
     }
 }

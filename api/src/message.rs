@@ -1,46 +1,22 @@
-//! The envelope: requests, replies and the version handshake.
+//! The envelope: requests, replies and dump details.
+//!
+//! A connection is a conversation in order: the client sends one [`Request`] and reads its
+//! replies before sending the next. A configuration request, a transaction, `trace_add` and
+//! `clear` get exactly one reply ([`Reply::Ok`], [`Reply::Applied`] or [`Reply::Error`]); a dump
+//! (and `show_version`) gets zero or more [`Reply::Details`] and then [`Reply::Done`] (or an
+//! `Error`). Because replies come in order there is no request id: a client that wants
+//! requests in flight at once opens more connections.
 
-use crate::config::ConfigItem;
+use crate::config::{validate_all, ConfigItem};
 use crate::interface::InterfaceDetails;
 use crate::route::{NeighborDetails, RouteDetails};
-use crate::stats::{
-    BufferDetails, ClearWhat, ErrorDetails, FeatureDetails, RuntimeDetails, VersionDetails,
-};
+use crate::stats::{BufferDetails, ClearWhat, ErrorDetails, FeatureDetails, RuntimeDetails};
+use crate::trace::check_trace_add;
+use crate::version::VersionDetails;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 
-/// API major version: a client with another major is refused.
-pub const API_MAJOR: u32 = 1;
-/// API minor version: additions only.
-pub const API_MINOR: u32 = 0;
-
-/// The first message of every connection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// Client's API major version.
-    pub api_major: u32,
-    /// Client's API minor version.
-    pub api_minor: u32,
-    /// Who is asking (`vpgctl 0.1.0`).
-    pub client: String,
-}
-
-/// The answer to [`Hello`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "hello", rename_all = "snake_case")]
-pub enum HelloReply {
-    /// Accepted.
-    Welcome {
-        /// Server's major.
-        api_major: u32,
-        /// Server's minor.
-        api_minor: u32,
-        /// Server name and version.
-        server: String,
-    },
-    /// Refused (another major version).
-    Refused(ApiError),
-}
+pub use crate::version::{Hello, HelloReply, API_MAJOR, API_MINOR};
 
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +50,7 @@ pub enum Request {
     DumpTrace,
     /// Version → `Details::Version`.
     ShowVersion,
-    /// Trace the next `count` packets entering `node` on every worker.
+    /// Trace the next `count` packets (1 to 10 000) entering `node` on every worker.
     TraceAdd {
         /// Node name.
         node: String,
@@ -86,6 +62,55 @@ pub enum Request {
         /// What.
         what: ClearWhat,
     },
+}
+
+impl Request {
+    /// The request's tag (`dump_routes`), for messages and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Config { .. } => "config",
+            Request::Transaction { .. } => "transaction",
+            Request::DumpInterfaces => "dump_interfaces",
+            Request::DumpRoutes => "dump_routes",
+            Request::DumpNeighbors => "dump_neighbors",
+            Request::DumpFeatures => "dump_features",
+            Request::DumpRuntime => "dump_runtime",
+            Request::DumpErrors => "dump_errors",
+            Request::DumpBuffers => "dump_buffers",
+            Request::DumpTrace => "dump_trace",
+            Request::ShowVersion => "show_version",
+            Request::TraceAdd { .. } => "trace_add",
+            Request::Clear { .. } => "clear",
+        }
+    }
+
+    /// True when the answer is a stream of details ended by [`Reply::Done`].
+    pub fn is_dump(&self) -> bool {
+        matches!(
+            self,
+            Request::DumpInterfaces
+                | Request::DumpRoutes
+                | Request::DumpNeighbors
+                | Request::DumpFeatures
+                | Request::DumpRuntime
+                | Request::DumpErrors
+                | Request::DumpBuffers
+                | Request::DumpTrace
+                | Request::ShowVersion
+        )
+    }
+
+    /// Checks what can be checked without the daemon's state (see
+    /// [`ConfigItem::validate`]); in a transaction the error names the item's index. The server
+    /// loop calls this before the handler sees the request.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        match self {
+            Request::Config { item } => item.validate(),
+            Request::Transaction { items } => validate_all(items),
+            Request::TraceAdd { node, count } => check_trace_add(node, *count),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// One item of a dump stream.
@@ -118,7 +143,7 @@ pub enum Details {
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by
-/// exactly one `Ok`, `Applied` or `Error`.
+/// exactly one `Ok`, `Applied` or `Error`. An `Error` always means nothing changed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
@@ -141,4 +166,11 @@ pub enum Reply {
     Details(Details),
     /// End of a dump.
     Done,
+}
+
+impl Reply {
+    /// True for a reply that ends the answer to a request (everything but `Details`).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Reply::Details(_))
+    }
 }

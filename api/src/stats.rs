@@ -1,6 +1,10 @@
-//! Counters, runtime, trace and version messages.
+//! Counters: node runtime, error counters, buffer pools, and what `clear` resets. The feature
+//! and version rows live with their families and are re-exported here, where they first were.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::feature::FeatureDetails;
+pub use crate::version::VersionDetails;
 
 /// One node on one worker (`show runtime`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,17 +32,6 @@ pub struct ErrorDetails {
     pub name: String,
     /// Meaning.
     pub description: String,
-}
-
-/// One enabled feature.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeatureDetails {
-    /// Arc.
-    pub arc: String,
-    /// Feature node.
-    pub feature: String,
-    /// Interface.
-    pub sw_if: u32,
 }
 
 /// What `clear` resets.
@@ -70,19 +63,4 @@ pub struct BufferDetails {
     pub double_frees: u64,
     /// Page backing of the buffer memory.
     pub pages: String,
-}
-
-/// `show version`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionDetails {
-    /// Daemon name and version.
-    pub server: String,
-    /// API major version.
-    pub api_major: u32,
-    /// API minor version.
-    pub api_minor: u32,
-    /// Workers.
-    pub workers: usize,
-    /// Stats segment path.
-    pub stats_segment: String,
 }

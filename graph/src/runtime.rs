@@ -207,7 +207,7 @@ impl Runtime {
     pub fn trace_add(&mut self, node: &str, count: u32) -> Option<()> {
         let i = self.layout.node_index(node)? as usize;
         let b = &mut self.trace_budget[i];
-        *b = (*b + count).min(MAX_TRACE);
+        *b = b.saturating_add(count).min(MAX_TRACE);
         let want =
             self.trace_budget.iter().sum::<u32>() as usize + self.trace_state.next_id as usize;
         for n in &mut self.nodes {
