@@ -176,17 +176,8 @@ pub fn afpacket_forward(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
         .map(|r| r.vectors)
         .sum::<u64>()
         .max(1);
-    let mut nodes = BTreeMap::new();
-    let (mut clocks, mut calls, mut vectors) = (0u64, 0u64, 0u64);
-    for r in &rows {
-        *nodes.entry(r.node.clone()).or_insert(0.0) += r.clocks as f64 / forwarded as f64;
-        // Idle polls of the input node are not packet work.
-        if r.vectors > 0 {
-            clocks += r.clocks;
-        }
-        calls += r.calls;
-        vectors += r.vectors;
-    }
+    // Idle polls of the input node are not packet work.
+    let fig = crate::report::node_figures(&rows, forwarded, |r| r.vectors > 0);
     let mut details = BTreeMap::new();
     details.insert("udp64_pps_vpg".into(), format!("{vpg_udp:.0}"));
     details.insert("udp64_pps_kernel".into(), format!("{kernel_udp:.0}"));
@@ -206,13 +197,9 @@ pub fn afpacket_forward(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
         packets: forwarded,
         seconds: udp_secs,
         mpps: vpg_udp / 1e6,
-        cycles_per_packet: clocks as f64 / forwarded as f64,
-        vectors_per_call: if calls == 0 {
-            0.0
-        } else {
-            vectors as f64 / calls as f64
-        },
-        nodes,
+        cycles_per_packet: fig.cycles_per_packet,
+        vectors_per_call: fig.vectors_per_call,
+        nodes: fig.nodes,
         buffer_pages: pages,
         details,
         baseline: Some("Linux kernel IPv4 forwarding between the same namespaces, same run".into()),

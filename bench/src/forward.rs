@@ -221,16 +221,7 @@ pub fn measure(
     let seconds = t0.elapsed().as_secs_f64();
     let packets = sent(&stats);
     let rows = vpg_graph::show::runtime_rows(&layout, std::slice::from_ref(&stats));
-    let mut nodes = BTreeMap::new();
-    let (mut clocks, mut calls, mut vectors) = (0u64, 0u64, 0u64);
-    for r in &rows {
-        nodes.insert(r.node.clone(), r.clocks as f64 / packets as f64);
-        if measured.contains(&r.node.as_str()) {
-            clocks += r.clocks;
-            calls += r.calls;
-            vectors += r.vectors;
-        }
-    }
+    let fig = crate::report::node_figures(&rows, packets, |r| measured.contains(&r.node.as_str()));
     let mut details = BTreeMap::new();
     let drops: u64 = vpg_graph::show::error_rows(&layout, std::slice::from_ref(&stats))
         .iter()
@@ -242,13 +233,9 @@ pub fn measure(
         packets,
         seconds,
         mpps: packets as f64 / seconds / 1e6,
-        cycles_per_packet: clocks as f64 / packets as f64,
-        vectors_per_call: if calls == 0 {
-            0.0
-        } else {
-            vectors as f64 / calls as f64
-        },
-        nodes,
+        cycles_per_packet: fig.cycles_per_packet,
+        vectors_per_call: fig.vectors_per_call,
+        nodes: fig.nodes,
         buffer_pages: rt.pool().backing().to_string(),
         details,
         baseline: None,

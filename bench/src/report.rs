@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use vpg_graph::show::RuntimeRow;
 
 /// Figures of one scenario run.
 #[derive(Clone, Debug, Serialize)]
@@ -71,5 +72,44 @@ impl ScenarioReport {
             ratio,
             nodes.join(", ")
         )
+    }
+}
+
+/// What a scenario reads off the node runtime counters.
+pub struct NodeFigures {
+    /// Clocks per packet of every node (rows of several workers summed).
+    pub nodes: BTreeMap<String, f64>,
+    /// Clocks per packet summed over the rows `counted` selects.
+    pub cycles_per_packet: f64,
+    /// Average vector size of those rows.
+    pub vectors_per_call: f64,
+}
+
+/// Per-node clocks per packet over `packets`, and the totals of the rows `counted` selects.
+pub fn node_figures(
+    rows: &[RuntimeRow],
+    packets: u64,
+    counted: impl Fn(&RuntimeRow) -> bool,
+) -> NodeFigures {
+    let packets = packets.max(1) as f64;
+    let mut nodes = BTreeMap::new();
+    let (mut clocks, mut calls, mut vectors) = (0u64, 0u64, 0u64);
+    for r in rows {
+        *nodes.entry(r.node.clone()).or_insert(0.0) += r.clocks as f64 / packets;
+        if counted(r) {
+            clocks += r.clocks;
+            calls += r.calls;
+            vectors += r.vectors;
+        }
+    }
+    let vectors_per_call = if calls == 0 {
+        0.0
+    } else {
+        vectors as f64 / calls as f64
+    };
+    NodeFigures {
+        nodes,
+        cycles_per_packet: clocks as f64 / packets,
+        vectors_per_call,
     }
 }

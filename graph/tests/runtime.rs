@@ -214,13 +214,18 @@ impl Node for Sink {
     }
 }
 
-#[test]
-fn workers_hand_off_between_threads_and_apply_config_between_frames() {
+/// pg-input → handoff (to worker 1) → sink.
+fn handoff_graph() -> std::sync::Arc<vpg_graph::Layout> {
     let mut g = GraphSpec::new();
     g.node(|| PgInput::new("handoff"))
         .node(|| Handoff)
         .node(Sink::default);
-    let layout = g.build().unwrap();
+    g.build().unwrap()
+}
+
+#[test]
+fn workers_hand_off_between_threads_and_apply_config_between_frames() {
+    let layout = handoff_graph();
     let opts = WorkerOptions {
         workers: 2,
         buffers_per_worker: 4096,
@@ -275,11 +280,7 @@ fn workers_hand_off_between_threads_and_apply_config_between_frames() {
 
 #[test]
 fn full_handoff_queue_drops_and_counts() {
-    let mut g = GraphSpec::new();
-    g.node(|| PgInput::new("handoff"))
-        .node(|| Handoff)
-        .node(Sink::default);
-    let layout = g.build().unwrap();
+    let layout = handoff_graph();
     // More buffers than the queue holds, so the queue fills before the pool runs dry.
     let opts = WorkerOptions {
         workers: 2,
@@ -316,11 +317,7 @@ fn full_handoff_queue_drops_and_counts() {
 
 #[test]
 fn stats_segment_is_readable_from_a_file_while_workers_run() {
-    let mut g = GraphSpec::new();
-    g.node(|| PgInput::new("handoff"))
-        .node(|| Handoff)
-        .node(Sink::default);
-    let layout = g.build().unwrap();
+    let layout = handoff_graph();
     let path = std::env::temp_dir().join(format!("vpg-stats-{}", std::process::id()));
     let opts = WorkerOptions {
         workers: 2,
