@@ -3,11 +3,14 @@
 //!
 //! [`Fib`] is the control-side route table. It keeps the routes in an ordered map and, on every
 //! change, updates a lookup structure in place: a 65536-slot root indexed by the top 16 address
-//! bits whose slots hold either an adjacency or a reference to a *range node* (the address runs
-//! of that /16, up to 8 or 32 of them, found with a few SSE2 compares) or, for dense /16s, to a
-//! 16-8-8 direct ply. [`Fib::snapshot`] hands the workers an immutable [`FibSnapshot`] that
-//! shares the structure's pages through [`Arc`]s; later changes copy only the pages they touch.
-//! `docs/fib.md` explains the choice with measurements.
+//! bits whose slots hold either an adjacency or a reference to a block of cache lines, each
+//! listing the *runs* (address ranges with one result) of an equal part of that /16, searched
+//! with a branchless binary search; dense /16s get a 256-slot ply in between. A lookup reads
+//! one root slot and, for most destinations, one cache line; [`FibSnapshot::lookup_batch`]
+//! prefetches those lines a few dozen destinations ahead. [`Fib::snapshot`] hands the workers
+//! an immutable [`FibSnapshot`] that shares the structure's pages through [`Arc`]s; later
+//! changes copy only the pages they touch. `docs/fib.md` explains the choice with
+//! measurements.
 //!
 //! ```
 //! use std::net::Ipv4Addr;
@@ -36,8 +39,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use table::{
-    bias, reference, tag, Ply, Tables, FIRST, IDX_MASK, NODE, PAD, PLY_PAGE, R32, R32_PAGE, R8,
-    R8_PAGE, ROOT_CHUNK, ROOT_CHUNKS, TAG_BIG, TAG_D2, TAG_D3, TAG_R32, TAG_R8,
+    big_ref, capacity, is_lines, is_ply, lines, lines_of, ply_ref, Line, Ply, Tables, IDX_MASK,
+    LINE_MASK, LINE_PAGE, MAX_PARTS, N16, N8, NODE, PLY_PAGE, ROOT_CHUNK, ROOT_CHUNKS, WIDE,
 };
 
 /// Index into the adjacency table. The FIB stores and returns it without interpreting it.
@@ -64,6 +67,10 @@ pub enum FibError {
     /// do not fit in a lookup leaf and go through a side table).
     #[error("too many distinct adjacency indices >= 2^31")]
     TooManyLargeAdjacencies,
+    /// The lookup structure has used up its index space (about 14 million cache lines, i.e.
+    /// 900 MiB: on the order of a hundred million routes).
+    #[error("the FIB lookup structure is full")]
+    Full,
 }
 
 /// Network mask of a prefix length (`len <= 32`).
@@ -96,6 +103,13 @@ fn push_run(out: &mut Vec<(u32, u32)>, start: u32, val: u32) {
     }
 }
 
+/// Offset of part `l` of `n` equal parts of a span of `bits` bits: the first offset `o` with
+/// `(o << (16 - bits)) * n >> 16 == l`, as [`table::line_index`] computes.
+fn part_start(l: u32, n: u32, bits: u32) -> u32 {
+    let span = 1u64 << bits;
+    ((u64::from(l) * span).div_ceil(u64::from(n.max(1)))) as u32
+}
+
 /// The runs of `runs` (sorted, covering) that intersect `[lo, hi)`.
 fn slice_runs(runs: &[(u32, u32)], lo: u32, hi: u64) -> &[(u32, u32)] {
     let i0 = runs.partition_point(|r| r.0 <= lo).saturating_sub(1);
@@ -126,34 +140,9 @@ fn splice(cur: &[(u32, u32)], new: &[(u32, u32)], lo: u32, hi: u64, end: u64) ->
     out
 }
 
-/// Fills the starts and values of a range node from `runs` (`1 <= runs.len() <= N`).
-fn fill_range<const N: usize>(starts: &mut [i16; N], vals: &mut [u32; N], runs: &[(u32, u32)]) {
-    let last = runs.last().map_or(0, |r| r.1);
-    for i in 0..N {
-        match runs.get(i) {
-            Some(&(s, v)) => {
-                starts[i] = if i == 0 { FIRST } else { bias(s as u16) };
-                vals[i] = v;
-            }
-            None => {
-                starts[i] = PAD;
-                vals[i] = last;
-            }
-        }
-    }
-}
-
-/// Appends the runs of a range node whose span starts at `base`.
-fn decode_range(starts: &[i16], vals: &[u32], base: u32, out: &mut Vec<(u32, u32)>) {
-    for (i, (&s, &v)) in starts.iter().zip(vals).enumerate() {
-        let start = if i == 0 {
-            base
-        } else {
-            (base & 0xffff_0000) | u32::from((s as u16) ^ 0x8000)
-        };
-        push_run(out, start, v);
-    }
-}
+/// Line indices handed out before [`Fib::insert`] reports [`FibError::Full`] (the margin covers
+/// the largest single update).
+const LINE_LIMIT: u32 = LINE_MASK - (1 << 21);
 
 /// The control-side IPv4 route table, kept together with its lookup structure.
 ///
@@ -166,10 +155,9 @@ pub struct Fib {
     per_len: [usize; 33],
     default_adj: AdjIndex,
     t: Arc<Tables>,
-    free_r8: Vec<u32>,
-    next_r8: u32,
-    free_r32: Vec<u32>,
-    next_r32: u32,
+    /// Free blocks of `n` lines, at `n - 1`.
+    free_lines: [Vec<u32>; MAX_PARTS as usize],
+    next_line: u32,
     free_ply: Vec<u32>,
     next_ply: u32,
     /// Adjacencies `>= 2^31`: index in `t.big` and number of routes (plus the default) using it.
@@ -215,8 +203,9 @@ impl FibSnapshot {
     /// [`lookup`](Self::lookup) of every `dst[i]` into `out[i]`, for `i` below the shorter of
     /// the two lengths (the rest of `out` is left alone).
     ///
-    /// Destinations are processed in blocks of 256, level by level, so that the memory accesses
-    /// of different destinations overlap; it does not allocate.
+    /// Destinations are processed in blocks of 256: all root slots first, then each
+    /// destination's cache line is prefetched 64 destinations before it is searched, so that
+    /// the memory accesses of different destinations overlap. It does not allocate.
     #[inline]
     pub fn lookup_batch(&self, dst: &[u32], out: &mut [AdjIndex]) {
         self.t.lookup_batch(dst, out);
@@ -239,7 +228,7 @@ impl Fib {
         } else {
             big_map.insert(default_adj, (0, 1));
             big.push(default_adj);
-            reference(TAG_BIG, 0)
+            big_ref(0)
         };
         let mut t = Tables::new(leaf);
         t.big = Arc::new(big);
@@ -248,10 +237,8 @@ impl Fib {
             per_len: [0; 33],
             default_adj,
             t: Arc::new(t),
-            free_r8: Vec::new(),
-            next_r8: 0,
-            free_r32: Vec::new(),
-            next_r32: 0,
+            free_lines: Default::default(),
+            next_line: 0,
             free_ply: Vec::new(),
             next_ply: 0,
             big_map,
@@ -266,8 +253,8 @@ impl Fib {
     /// # Errors
     ///
     /// [`FibError::InvalidLength`] if `len > 32`, [`FibError::HostBitsSet`] if `prefix` has
-    /// bits set beyond `len`, [`FibError::TooManyLargeAdjacencies`] (see there). The table is
-    /// unchanged on error.
+    /// bits set beyond `len`; [`FibError::TooManyLargeAdjacencies`] and [`FibError::Full`] (see
+    /// there). The table is unchanged on error.
     pub fn insert(
         &mut self,
         prefix: Ipv4Addr,
@@ -275,6 +262,9 @@ impl Fib {
         adj: AdjIndex,
     ) -> Result<Option<AdjIndex>, FibError> {
         let p = check(prefix, len)?;
+        if self.next_line > LINE_LIMIT {
+            return Err(FibError::Full);
+        }
         let leaf = self.acquire(adj)?;
         let old = self.routes.insert((p, len), adj);
         match old {
@@ -334,8 +324,8 @@ impl Fib {
     }
 
     /// An immutable lookup structure reflecting the routes now; O(1) (an [`Arc`] clone).
-    /// The first change after it copies the page tables (one `Arc` per 12–16 KiB page) and
-    /// then each page it writes to, as long as the snapshot is alive.
+    /// While it is alive, the first change after it clones the page tables (one `Arc` per
+    /// 16 KiB page: about 10 µs at 1M routes) and each change copies the pages it writes to.
     pub fn snapshot(&self) -> FibSnapshot {
         FibSnapshot {
             t: Arc::clone(&self.t),
@@ -347,7 +337,8 @@ impl Fib {
     pub fn memory_bytes(&self) -> usize {
         self.t.memory_bytes()
             + self.routes.len() * 24
-            + (self.free_r8.capacity() + self.free_r32.capacity() + self.free_ply.capacity()) * 4
+            + (self.free_lines.iter().map(Vec::capacity).sum::<usize>() + self.free_ply.capacity())
+                * 4
             + self.big_map.capacity() * 24
             + self.scratch.capacity() * 8
     }
@@ -361,7 +352,7 @@ impl Fib {
         }
         if let Some((idx, refs)) = self.big_map.get_mut(&adj) {
             *refs += 1;
-            return Ok(reference(TAG_BIG, *idx));
+            return Ok(big_ref(*idx));
         }
         let idx = match self.big_free.pop() {
             Some(i) => i,
@@ -379,7 +370,7 @@ impl Fib {
             None => big.push(adj),
         }
         self.big_map.insert(adj, (idx, 1));
-        Ok(reference(TAG_BIG, idx))
+        Ok(big_ref(idx))
     }
 
     /// Drops a reference taken by [`acquire`](Self::acquire).
@@ -402,9 +393,7 @@ impl Fib {
         if adj & NODE == 0 {
             adj
         } else {
-            self.big_map
-                .get(&adj)
-                .map_or(0, |&(idx, _)| reference(TAG_BIG, idx))
+            self.big_map.get(&adj).map_or(0, |&(idx, _)| big_ref(idx))
         }
     }
 
@@ -496,7 +485,7 @@ impl Fib {
         let cbase = p & 0xffff_0000;
         let hi = u64::from(p) + (1u64 << (32 - u32::from(len)));
         let old = self.t.root_entry(c);
-        if old & NODE != 0 && tag(old) == TAG_D2 {
+        if is_ply(old) {
             let pi = old & IDX_MASK;
             let b0 = ((p >> 8) & 0xff) as usize;
             if len <= 24 {
@@ -523,8 +512,8 @@ impl Fib {
                 }
             }
             if removal {
-                // Fold a thinned-out dense /16 back into a range node.
-                if let Some(all) = self.decode(old, cbase, 16, 32) {
+                // Fold a thinned-out dense /16 back into a block of lines.
+                if let Some(all) = self.decode(old, cbase, 16, 4 * capacity(N16)) {
                     self.free_tree(old);
                     let n = self.build(cbase, 16, &all);
                     self.set_root(c, n);
@@ -559,97 +548,96 @@ impl Fib {
     ) -> Option<()> {
         if e & NODE == 0 {
             push_run(out, base, e);
-        } else {
-            let idx = e & IDX_MASK;
-            match tag(e) {
-                TAG_R8 => {
-                    let n = self.t.r8(idx);
-                    decode_range(&n.starts, &n.vals, base, out);
-                }
-                TAG_R32 => {
-                    let n = self.t.r32(idx);
-                    decode_range(&n.starts, &n.vals, base, out);
-                }
-                TAG_D2 if bits == 16 => {
-                    let ply = self.t.ply(idx);
-                    for (b, &sub) in ply.e.iter().enumerate() {
-                        self.decode_into(sub, base | (b as u32) << 8, 8, limit, out)?;
-                        if out.len() > limit {
-                            return None;
-                        }
+            return Some(());
+        }
+        match e {
+            _ if is_lines(e) => {
+                let (n, first) = lines_of(e);
+                let kind = table::kind(e);
+                for l in 0..n {
+                    let line = self.t.line(first.wrapping_add(l));
+                    let part = base + part_start(l, n, bits);
+                    for r in 0..capacity(kind) {
+                        let (s, v) = line.run(kind, r);
+                        let start = if r == 0 {
+                            part
+                        } else {
+                            (base & 0xffff_0000) | u32::from(s)
+                        };
+                        push_run(out, start, v);
+                    }
+                    if out.len() > limit {
+                        return None;
                     }
                 }
-                TAG_D3 => {
-                    let ply = self.t.ply(idx);
-                    for (x, &v) in ply.e.iter().enumerate() {
-                        push_run(out, base | x as u32, v);
-                    }
-                }
-                _ => push_run(out, base, e),
             }
+            _ if is_ply(e) && bits == 16 => {
+                let ply = self.t.ply(e & IDX_MASK);
+                for (b, &sub) in ply.e.iter().enumerate() {
+                    self.decode_into(sub, base | (b as u32) << 8, 8, limit, out)?;
+                }
+            }
+            _ => push_run(out, base, e),
         }
         (out.len() <= limit).then_some(())
     }
 
     /// Builds the subtree for `runs` (sorted, covering `[base, base + 2^bits)`, the first may
-    /// start before `base`) and returns its entry.
+    /// start before `base`) and returns its descriptor: a leaf, the smallest block of lines
+    /// whose equal parts each fit in a line, or (for a /16 needing more than [`MAX_PARTS`]
+    /// lines) a ply.
     fn build(&mut self, base: u32, bits: u32, runs: &[(u32, u32)]) -> u32 {
-        match runs.len() {
-            0 => self.leaf(self.default_adj),
-            1 => runs[0].1,
-            2..=8 => {
-                let mut n = R8::EMPTY;
-                fill_range(&mut n.starts, &mut n.vals, runs);
-                reference(TAG_R8, self.alloc_r8(n))
-            }
-            9..=32 => {
-                let mut n = R32::EMPTY;
-                fill_range(&mut n.starts, &mut n.vals, runs);
-                reference(TAG_R32, self.alloc_r32(n))
-            }
-            _ if bits == 16 => {
-                let mut ply = Ply::EMPTY;
-                for (b, slot) in ply.e.iter_mut().enumerate() {
-                    let sb = base | (b as u32) << 8;
-                    let sub = slice_runs(runs, sb, u64::from(sb) + 0x100);
-                    *slot = self.build(sb, 8, sub);
+        if runs.len() <= 1 {
+            return match runs.first() {
+                Some(r) => r.1,
+                None => self.leaf(self.default_adj),
+            };
+        }
+        let max = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        let kind = match max {
+            0..=0xff => N8,
+            0x100..=0xffff => N16,
+            _ => WIDE,
+        };
+        let cap = capacity(kind);
+        let part = |l: u32, n: u32| {
+            let lo = u64::from(base) + u64::from(part_start(l, n, bits));
+            let hi = u64::from(base) + u64::from(part_start(l + 1, n, bits));
+            slice_runs(runs, lo as u32, hi)
+        };
+        // Parts of a span of 8 bits have at most 8 addresses from n = 32 on, so always fit.
+        let n_min = (runs.len().div_ceil(cap) as u32).clamp(1, MAX_PARTS);
+        for n in n_min..=MAX_PARTS {
+            if (0..n).all(|l| part(l, n).len() <= cap) {
+                let first = self.alloc_lines(n);
+                for l in 0..n {
+                    let line = Line::new(kind, part(l, n));
+                    self.put_line(first.wrapping_add(l), line);
                 }
-                reference(TAG_D2, self.alloc_ply(ply))
-            }
-            _ => {
-                let mut ply = Ply::EMPTY;
-                for (i, &(s, v)) in runs.iter().enumerate() {
-                    let from = (s.saturating_sub(base) as usize).min(256);
-                    let to = runs
-                        .get(i + 1)
-                        .map_or(256, |r| (r.0.saturating_sub(base) as usize).min(256));
-                    if let Some(slots) = ply.e.get_mut(from..to) {
-                        slots.fill(v);
-                    }
-                }
-                reference(TAG_D3, self.alloc_ply(ply))
+                return lines(kind, n, first);
             }
         }
+        let mut ply = Ply::EMPTY;
+        for (b, slot) in ply.e.iter_mut().enumerate() {
+            let sb = base | (b as u32) << 8;
+            *slot = self.build(sb, 8, slice_runs(runs, sb, u64::from(sb) + 0x100));
+        }
+        ply_ref(self.alloc_ply(ply))
     }
 
-    /// Returns the nodes of the subtree `e` to the free lists.
+    /// Returns the lines and plies of the subtree `e` to the free lists.
     fn free_tree(&mut self, e: u32) {
-        if e & NODE == 0 {
-            return;
-        }
-        let idx = e & IDX_MASK;
-        match tag(e) {
-            TAG_R8 => self.free_r8.push(idx),
-            TAG_R32 => self.free_r32.push(idx),
-            TAG_D2 => {
-                let children = self.t.ply(idx).e;
-                for c in children {
-                    self.free_tree(c);
-                }
-                self.free_ply.push(idx);
+        if is_lines(e) {
+            let (n, first) = lines_of(e);
+            if let Some(list) = self.free_lines.get_mut(n as usize - 1) {
+                list.push(first);
             }
-            TAG_D3 => self.free_ply.push(idx),
-            _ => {}
+        } else if is_ply(e) {
+            let children = self.t.ply(e & IDX_MASK).e;
+            for c in children {
+                self.free_tree(c);
+            }
+            self.free_ply.push(e & IDX_MASK);
         }
     }
 
@@ -666,27 +654,22 @@ impl Fib {
         }
     }
 
-    // Arena allocation. Index space: at most 2^16 level-2 and 2^24 level-3 nodes are live, and
-    // freed nodes are reused before new ones, so indices stay far below 2^28.
+    // Arena allocation. Freed blocks are reused (per size) before new indices are handed out.
 
-    fn alloc_r8(&mut self, n: R8) -> u32 {
-        let idx = self.free_r8.pop().unwrap_or_else(|| {
-            self.next_r8 += 1;
-            self.next_r8 - 1
-        });
-        let t = Arc::make_mut(&mut self.t);
-        put(&mut t.r8, idx, n, R8::EMPTY);
-        idx
+    /// A block of `n` (`1..=MAX_PARTS`) consecutive line indices.
+    fn alloc_lines(&mut self, n: u32) -> u32 {
+        let n = n.clamp(1, MAX_PARTS);
+        if let Some(first) = self.free_lines.get_mut(n as usize - 1).and_then(Vec::pop) {
+            return first;
+        }
+        let first = self.next_line;
+        self.next_line = self.next_line.saturating_add(n);
+        first
     }
 
-    fn alloc_r32(&mut self, n: R32) -> u32 {
-        let idx = self.free_r32.pop().unwrap_or_else(|| {
-            self.next_r32 += 1;
-            self.next_r32 - 1
-        });
+    fn put_line(&mut self, idx: u32, line: Line) {
         let t = Arc::make_mut(&mut self.t);
-        put(&mut t.r32, idx, n, R32::EMPTY);
-        idx
+        put(&mut t.lines, idx, line, Line::EMPTY);
     }
 
     fn alloc_ply(&mut self, n: Ply) -> u32 {
@@ -712,5 +695,5 @@ fn put<T: Copy, const N: usize>(pages: &mut Vec<Arc<[T; N]>>, idx: u32, v: T, em
 }
 
 // Page sizes are powers of two so that the lookup's `/` and `%` are shifts and masks.
-const _: () = assert!(R8_PAGE.is_power_of_two() && R32_PAGE.is_power_of_two());
+const _: () = assert!(LINE_PAGE.is_power_of_two());
 const _: () = assert!(PLY_PAGE.is_power_of_two() && ROOT_CHUNK.is_power_of_two());

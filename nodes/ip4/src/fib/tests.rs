@@ -258,6 +258,16 @@ fn dense_slash_24_and_slash_16() {
     }
     check_against(&fib, &model, DROP, &addrs);
     assert_eq!(fib.len(), 1);
+    // Thinned out, the /16 folds back into a leaf and the nodes return to the free lists.
+    assert_eq!(fib.t.root_entry((d("10.1.0.0") >> 16) as usize), 1000);
+    assert_eq!(fib.free_ply.len() as u32, fib.next_ply);
+    let free: usize = fib
+        .free_lines
+        .iter()
+        .enumerate()
+        .map(|(n, v)| v.len() * (n + 1))
+        .sum();
+    assert_eq!(free as u32, fib.next_line);
 }
 
 #[test]
@@ -385,7 +395,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => 16u8..=32,
         3 => 24u8..=32,
     ];
-    let adj = prop_oneof![8 => 1u32..6, 1 => any::<u32>(), 1 => 0x8000_0000u32..0x8000_0004];
+    let adj = prop_oneof![
+        8 => 1u32..6,
+        2 => 250u32..70_000,
+        1 => any::<u32>(),
+        1 => 0x8000_0000u32..0x8000_0004
+    ];
     prop_oneof![
         3 => (addr(), len.clone(), adj).prop_map(|(p, l, a)| Op::Insert(p & mask(l), l, a)),
         1 => (addr(), len).prop_map(|(p, l)| Op::Remove(p & mask(l), l)),
@@ -431,4 +446,16 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn snapshot_is_send_sync_and_cheap_to_clone() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<FibSnapshot>();
+    send_sync::<Fib>();
+    let fib = Fib::new(3);
+    let a = fib.snapshot();
+    let b = a.clone();
+    assert_eq!(b.lookup(7), 3);
+    assert_eq!(a.memory_bytes(), b.memory_bytes());
 }
