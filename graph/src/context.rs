@@ -6,6 +6,7 @@ use crate::arc::{ArcCursor, FeatureConfig, NodeArcSlots, N_ARCS};
 use crate::buffer::BufferPool;
 use crate::counters::{IfStats, NodeErrors};
 use crate::handoff::HandoffOut;
+use crate::local::WorkerLocals;
 use crate::time::Time;
 use crate::trace::{TraceBuf, TraceState, Tracer};
 
@@ -21,6 +22,7 @@ pub(crate) struct CtxParts<'a> {
     pub(crate) node_arcs: &'a [Option<NodeArcSlots>; N_ARCS],
     pub(crate) features: &'a FeatureConfig,
     pub(crate) handoff: HandoffOut<'a>,
+    pub(crate) locals: &'a mut WorkerLocals,
 }
 
 /// The dispatch context of one node call.
@@ -41,6 +43,8 @@ pub struct Ctx<'a, T> {
     pub arcs: ArcCursor<'a>,
     /// Handoff to other workers.
     pub handoff: HandoffOut<'a>,
+    /// State this worker's nodes share (session tables).
+    pub locals: &'a mut WorkerLocals,
 }
 
 impl<'a, T> Ctx<'a, T> {
@@ -62,6 +66,7 @@ impl<'a, T> Ctx<'a, T> {
                 features: p.features,
             },
             handoff: p.handoff,
+            locals: p.locals,
         }
     }
 }

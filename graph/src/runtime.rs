@@ -14,6 +14,7 @@ use crate::counters::{IfStats, NodeErrors, WorkerStats};
 use crate::frame::{Frame, Vector, NEXT_CONSUMED};
 use crate::graph::Layout;
 use crate::handoff::HandoffPorts;
+use crate::local::WorkerLocals;
 use crate::node::{DynNode, NodeKind};
 use crate::sys::rdtsc;
 use crate::time::Time;
@@ -105,6 +106,7 @@ pub struct Runtime {
     config: Arc<ConfigSet>,
     handoff: HandoffPorts,
     inputs: Vec<u32>,
+    locals: WorkerLocals,
 }
 
 impl Runtime {
@@ -151,6 +153,7 @@ impl Runtime {
             config: Arc::new(ConfigSet::new()),
             handoff,
             inputs,
+            locals: WorkerLocals::default(),
         }
     }
 
@@ -193,6 +196,11 @@ impl Runtime {
     /// The configuration now in force.
     pub fn config(&self) -> &Arc<ConfigSet> {
         &self.config
+    }
+
+    /// State this worker's nodes share (session tables), for dumps and clears on the worker.
+    pub fn locals_mut(&mut self) -> &mut WorkerLocals {
+        &mut self.locals
     }
 
     /// The instance of node `name` on this worker, if it has type `N` (for control actions such
@@ -306,6 +314,7 @@ impl Runtime {
                 next_targets,
                 pool_stats: &self.stats,
             },
+            locals: &mut self.locals,
         };
         self.nodes[i].run(parts, &mut self.vector);
         // Bulk enqueue: runs of buffers with the same next node are copied in one go (most

@@ -21,6 +21,8 @@ pub struct Harness {
     pub ip4: Ip4Control,
     /// Feature enablement.
     pub features: FeatureConfig,
+    /// ACL control state (its nodes are in every harness graph, off until enabled).
+    pub acl: vpg_acl::AclControl,
     captures: HashMap<u32, crossbeam_channel::Receiver<Vec<u8>>>,
     /// Time the next dispatch sees.
     pub now: Time,
@@ -41,6 +43,7 @@ impl Harness {
     /// The IPv4 graph plus whatever `spec` already holds.
     pub fn with_spec(mut spec: GraphSpec) -> Self {
         vpg_ip4::register(&mut spec);
+        vpg_acl::register(&mut spec);
         spec.node(|| PgInput::new("ethernet-input"));
         let layout = spec.build().expect("graph builds");
         let pool = BufferPool::with_count(4096, false).expect("buffer memory");
@@ -49,6 +52,7 @@ impl Harness {
             rt,
             ip4: Ip4Control::new(),
             features: FeatureConfig::default(),
+            acl: vpg_acl::AclControl::new(1),
             captures: HashMap::new(),
             now: Time::from_secs(1),
         }
@@ -85,8 +89,31 @@ impl Harness {
     pub fn commit(&mut self) {
         let cfg = ConfigSet::new()
             .with(self.ip4.tables())
+            .with(self.acl.tables())
             .with(Arc::new(self.features.clone()));
         self.rt.reconfigure(Arc::new(cfg));
+    }
+
+    /// Sets an interface's ACL list in one direction and enables or disables the ACL feature to
+    /// match, as vpgd does.
+    pub fn set_acls(&mut self, sw_if: u32, input: bool, ids: Vec<u32>) {
+        let on = self.acl.set_interface(sw_if, input, ids).expect("acl list");
+        let (arc, node) = if input {
+            (vpg_graph::ArcId::Ip4Unicast, "acl-in-ip4")
+        } else {
+            (vpg_graph::ArcId::Ip4Output, "acl-out-ip4")
+        };
+        let p = self
+            .rt
+            .layout()
+            .feature_position(arc, node)
+            .expect("acl feature");
+        if on {
+            self.features.enable(arc, sw_if, p);
+        } else {
+            self.features.disable(arc, sw_if, p);
+        }
+        self.commit();
     }
 
     /// Sends `frames` as if received on `rx_if` and runs the graph until they are processed.
@@ -129,6 +156,11 @@ impl Harness {
             .map_or(0, |r| r.count)
     }
 
+    /// Traces the next `count` packets entering `node`.
+    pub fn trace_add(&mut self, node: &str, count: u32) {
+        self.rt.trace_add(node, count).expect("node exists");
+    }
+
     /// `show trace` text.
     pub fn trace(&self) -> String {
         show::trace_text(0, &self.rt.trace_lines())
@@ -138,6 +170,37 @@ impl Harness {
     pub fn runtime(&self) -> String {
         show::runtime_text(self.rt.layout(), std::slice::from_ref(self.rt.stats()))
     }
+}
+
+/// Builds an Ethernet/IPv4/TCP frame (TTL 64) with `flags` (FIN 0x01, SYN 0x02, RST 0x04, ACK
+/// 0x10) and correct checksums.
+pub fn tcp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: (&str, u16),
+    dst: (&str, u16),
+    flags: u8,
+) -> Vec<u8> {
+    let s: Ipv4Addr = src.0.parse().unwrap();
+    let d: Ipv4Addr = dst.0.parse().unwrap();
+    let mut b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(s.octets(), d.octets(), 64)
+        .tcp(src.1, dst.1, 1000, 65535);
+    if flags & 0x01 != 0 {
+        b = b.fin();
+    }
+    if flags & 0x02 != 0 {
+        b = b.syn();
+    }
+    if flags & 0x04 != 0 {
+        b = b.rst();
+    }
+    if flags & 0x10 != 0 {
+        b = b.ack(1);
+    }
+    let mut out = Vec::with_capacity(b.size(0));
+    b.write(&mut out, &[]).unwrap();
+    out
 }
 
 /// Builds an Ethernet/IPv4/UDP frame with correct checksums.

@@ -1,0 +1,320 @@
+//! The classifier: first-match over an ordered rule list, with a cost that does not grow with
+//! the rule count the way a linear scan does.
+//!
+//! Structure (chosen after measuring, see docs/acl.md): each field's value space is cut into
+//! equivalence classes (intervals that the same rules match); the source and destination
+//! addresses are looked up through a /16 index over interval starts; the ports and protocol
+//! through direct tables whose class ids are then crossed into one "L4" class (RFC's phase 1) when
+//! the cross product is small, as it is for real rule sets. Each class carries a bitmap of the
+//! rules it matches and an aggregate bitmap with one bit per 64-rule word. A lookup ANDs the
+//! aggregates of its 3 (or 5) classes to find the candidate words in priority order and stops at
+//! the first word whose AND is non-zero: its lowest bit is the first matching rule.
+//!
+//! The compiled structure is immutable; a change compiles a new one, which the workers swap in
+//! between frames.
+
+mod field;
+pub mod linear;
+
+use crate::rule::{PacketKey, RuleKey};
+use field::{direct_table, sweep, AddrIndex, ClassBuilder, FieldBits};
+
+/// No rule matched.
+pub const NO_MATCH: u32 = u32::MAX;
+
+/// Largest ports × protocol cross product folded into one L4 class table (entries).
+const MAX_L4_PRODUCT: usize = 1 << 21;
+
+/// How the L4 fields are looked up.
+#[derive(Clone, Debug)]
+enum L4 {
+    /// sport, dport and protocol classes crossed into one class: 3 bitmaps per lookup.
+    Crossed { table: Vec<u32>, bits: FieldBits },
+    /// Too many classes to cross: 5 bitmaps per lookup.
+    Separate {
+        sport: FieldBits,
+        dport: FieldBits,
+        proto: FieldBits,
+    },
+}
+
+/// A compiled rule list.
+#[derive(Clone, Debug)]
+pub struct Classifier {
+    rules: usize,
+    words: usize,
+    aggs: usize,
+    src: AddrIndex,
+    dst: AddrIndex,
+    src_bits: FieldBits,
+    dst_bits: FieldBits,
+    sport: Vec<u16>,
+    dport: Vec<u16>,
+    proto: Vec<u16>,
+    n_sport: usize,
+    n_dport: usize,
+    n_proto: usize,
+    l4: L4,
+    /// Per rule: TCP flags (value, mask) checked after the bitmaps, for the rare rules with a mask.
+    flags: Vec<(u8, u8)>,
+    has_flags: bool,
+}
+
+/// The shape and size of a compiled classifier (`show acl classifier`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Rules compiled.
+    pub rules: usize,
+    /// 64-rule words per bitmap.
+    pub words: usize,
+    /// Elementary intervals of the source and destination addresses.
+    pub addr_intervals: (usize, usize),
+    /// Equivalence classes: source, destination, source port, destination port, protocol.
+    pub classes: [usize; 5],
+    /// Crossed L4 classes, when the ports and protocol were crossed.
+    pub l4_classes: Option<usize>,
+    /// Bytes held.
+    pub bytes: usize,
+}
+
+/// splitmix64: a fixed-seed stream for the per-rule hash words (deterministic builds).
+fn zobrist(n: usize) -> Vec<u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+        .collect()
+}
+
+impl Classifier {
+    /// Compiles `rules` (first match wins).
+    pub fn compile(rules: &[RuleKey]) -> Self {
+        let n = rules.len();
+        let words = n.div_ceil(64).max(1);
+        let aggs = words.div_ceil(64);
+        let z = zobrist(words * 64);
+        let ranges = |f: &dyn Fn(&RuleKey) -> (u32, u32)| rules.iter().map(f).collect::<Vec<_>>();
+        let (ss, sc, src_bits) = sweep(&ranges(&|r| r.src), u32::MAX, words, aggs, &z);
+        let (ds, dc, dst_bits) = sweep(&ranges(&|r| r.dst), u32::MAX, words, aggs, &z);
+        let (sps, spc, sp_bits) = sweep(
+            &ranges(&|r| (r.sport.0 as u32, r.sport.1 as u32)),
+            65535,
+            words,
+            aggs,
+            &z,
+        );
+        let (dps, dpc, dp_bits) = sweep(
+            &ranges(&|r| (r.dport.0 as u32, r.dport.1 as u32)),
+            65535,
+            words,
+            aggs,
+            &z,
+        );
+        let (ps, pc, p_bits) = sweep(
+            &ranges(&|r| r.proto.map_or((0, 255), |p| (p as u32, p as u32))),
+            255,
+            words,
+            aggs,
+            &z,
+        );
+        let (n_sport, n_dport, n_proto) = (sp_bits.classes, dp_bits.classes, p_bits.classes);
+        let product = n_sport * n_dport * n_proto;
+        let l4 = if product <= MAX_L4_PRODUCT {
+            let mut b = ClassBuilder::new(words, aggs, &z);
+            let mut table = Vec::with_capacity(product);
+            let mut and = vec![0u64; words];
+            for s in 0..n_sport {
+                for d in 0..n_dport {
+                    for p in 0..n_proto {
+                        for (w, a) in and.iter_mut().enumerate() {
+                            *a = sp_bits.bits[s * words + w]
+                                & dp_bits.bits[d * words + w]
+                                & p_bits.bits[p * words + w];
+                        }
+                        let h = b.hash_of(&and);
+                        table.push(b.class_of(&and, h));
+                    }
+                }
+            }
+            L4::Crossed {
+                table,
+                bits: b.finish(),
+            }
+        } else {
+            L4::Separate {
+                sport: sp_bits,
+                dport: dp_bits,
+                proto: p_bits,
+            }
+        };
+        let flags: Vec<(u8, u8)> = rules.iter().map(|r| r.tcp_flags).collect();
+        let has_flags = flags.iter().any(|f| f.1 != 0);
+        Classifier {
+            rules: n,
+            words,
+            aggs,
+            src: AddrIndex::new(ss, sc),
+            dst: AddrIndex::new(ds, dc),
+            src_bits,
+            dst_bits,
+            sport: direct_table(&sps, &spc, 65536),
+            dport: direct_table(&dps, &dpc, 65536),
+            proto: direct_table(&ps, &pc, 256),
+            n_sport,
+            n_dport,
+            n_proto,
+            l4,
+            flags,
+            has_flags,
+        }
+    }
+
+    /// Number of rules compiled.
+    pub fn len(&self) -> usize {
+        self.rules
+    }
+
+    /// Whether there are no rules (everything is `NO_MATCH`).
+    pub fn is_empty(&self) -> bool {
+        self.rules == 0
+    }
+
+    /// The first rule matching `k`, or [`NO_MATCH`].
+    #[inline]
+    pub fn classify(&self, k: &PacketKey) -> u32 {
+        if self.rules == 0 {
+            return NO_MATCH;
+        }
+        let (s, d) = (
+            self.src.lookup(k.src) as usize,
+            self.dst.lookup(k.dst) as usize,
+        );
+        let sp = self.sport.get(k.sport as usize).copied().unwrap_or(0) as usize;
+        let dp = self.dport.get(k.dport as usize).copied().unwrap_or(0) as usize;
+        let p = self.proto.get(k.proto as usize).copied().unwrap_or(0) as usize;
+        match &self.l4 {
+            L4::Crossed { table, bits } => {
+                let l = table
+                    .get((sp * self.n_dport + dp) * self.n_proto + p)
+                    .copied()
+                    .unwrap_or(0) as usize;
+                self.scan([(&self.src_bits, s), (&self.dst_bits, d), (bits, l)], k)
+            }
+            L4::Separate {
+                sport,
+                dport,
+                proto,
+            } => self.scan(
+                [
+                    (&self.src_bits, s),
+                    (&self.dst_bits, d),
+                    (sport, sp),
+                    (dport, dp),
+                    (proto, p),
+                ],
+                k,
+            ),
+        }
+    }
+
+    /// Classifies a batch: `out[i]` is the first rule matching `keys[i]` or [`NO_MATCH`].
+    /// Prefetches the address index slots a few keys ahead, which are the likely misses.
+    pub fn classify_batch(&self, keys: &[PacketKey], out: &mut [u32]) {
+        const AHEAD: usize = 4;
+        for (i, (k, o)) in keys.iter().zip(out.iter_mut()).enumerate() {
+            if let Some(n) = keys.get(i + AHEAD) {
+                self.src.prefetch(n.src);
+                self.dst.prefetch(n.dst);
+            }
+            *o = self.classify(k);
+        }
+    }
+
+    /// ANDs the aggregates of the classes, then the candidate words in priority order.
+    #[inline(always)]
+    fn scan<const N: usize>(&self, f: [(&FieldBits, usize); N], k: &PacketKey) -> u32 {
+        let (w, a) = (self.words, self.aggs);
+        for ai in 0..a {
+            let mut cand = u64::MAX;
+            for (b, c) in f {
+                cand &= b.agg.get(c * a + ai).copied().unwrap_or(0);
+            }
+            while cand != 0 {
+                let wi = ai * 64 + cand.trailing_zeros() as usize;
+                cand &= cand - 1;
+                let mut hit = u64::MAX;
+                for (b, c) in f {
+                    hit &= b.bits.get(c * w + wi).copied().unwrap_or(0);
+                }
+                while hit != 0 {
+                    let r = wi * 64 + hit.trailing_zeros() as usize;
+                    if !self.has_flags || self.flags_match(r, k) {
+                        return r as u32;
+                    }
+                    hit &= hit - 1;
+                }
+            }
+        }
+        NO_MATCH
+    }
+
+    #[inline]
+    fn flags_match(&self, r: usize, k: &PacketKey) -> bool {
+        let (v, m) = self.flags.get(r).copied().unwrap_or((0, 0));
+        k.tcp_flags & m == v
+    }
+
+    /// Shape and size, for `show acl classifier`.
+    pub fn shape(&self) -> Shape {
+        let (l4_classes, l4_bytes, classes) = match &self.l4 {
+            L4::Crossed { table, bits } => (
+                Some(bits.classes),
+                table.len() * 4 + bits.bytes(),
+                [
+                    self.src_bits.classes,
+                    self.dst_bits.classes,
+                    self.n_sport,
+                    self.n_dport,
+                    self.n_proto,
+                ],
+            ),
+            L4::Separate {
+                sport,
+                dport,
+                proto,
+            } => (
+                None,
+                sport.bytes() + dport.bytes() + proto.bytes(),
+                [
+                    self.src_bits.classes,
+                    self.dst_bits.classes,
+                    sport.classes,
+                    dport.classes,
+                    proto.classes,
+                ],
+            ),
+        };
+        Shape {
+            rules: self.rules,
+            words: self.words,
+            addr_intervals: (self.src.intervals(), self.dst.intervals()),
+            classes,
+            l4_classes,
+            bytes: self.src.bytes()
+                + self.dst.bytes()
+                + self.src_bits.bytes()
+                + self.dst_bits.bytes()
+                + (self.sport.len() + self.dport.len() + self.proto.len()) * 2
+                + l4_bytes
+                + self.flags.len() * 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
