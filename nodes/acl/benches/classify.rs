@@ -1,6 +1,6 @@
 //! Classifier micro-benchmarks on the ClassBench sets: compile time and a 256-header batch.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_main, Criterion};
 use std::path::Path;
 use vpg_acl::classbench::{data_dir, read_rules, read_trace, SETS};
 use vpg_acl::classify::Classifier;
@@ -29,5 +29,7 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+criterion_main!(group::benches);
