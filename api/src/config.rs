@@ -10,6 +10,7 @@
 //! Items are tagged by `op` and refuse unknown fields, so a typo (`"mut": 9000`) is an error
 //! that names the field rather than a change that silently does nothing.
 
+use crate::acl::{check_rules, AclRule, AclSessionSettings, Direction};
 use crate::feature::check_feature;
 use crate::interface::{check_address, check_ifname, check_mac, check_mtu, check_proxy_arp};
 use crate::neighbor::check_neighbor;
@@ -129,6 +130,33 @@ pub enum ConfigItem {
         /// Interface.
         sw_if: u32,
     },
+    /// Add an ACL, or replace the rules and tag of an existing one (interfaces using it switch
+    /// between frames).
+    AclAddReplace {
+        /// ACL id.
+        acl_id: u32,
+        /// Name.
+        #[serde(default)]
+        tag: String,
+        /// Rules, first match wins; no match denies.
+        rules: Vec<AclRule>,
+    },
+    /// Delete an ACL no interface uses.
+    AclDelete {
+        /// ACL id.
+        acl_id: u32,
+    },
+    /// Set an interface's ordered ACL list in one direction (empty removes ACLs there).
+    AclSetInterface {
+        /// Interface.
+        sw_if: u32,
+        /// Direction.
+        direction: Direction,
+        /// ACL ids, in order.
+        acls: Vec<u32>,
+    },
+    /// Session settings.
+    AclSessions(AclSessionSettings),
 }
 
 impl ConfigItem {
@@ -149,6 +177,10 @@ impl ConfigItem {
             ConfigItem::DelNeighbor { .. } => "del_neighbor",
             ConfigItem::EnableFeature { .. } => "enable_feature",
             ConfigItem::DisableFeature { .. } => "disable_feature",
+            ConfigItem::AclAddReplace { .. } => "acl_add_replace",
+            ConfigItem::AclDelete { .. } => "acl_delete",
+            ConfigItem::AclSetInterface { .. } => "acl_set_interface",
+            ConfigItem::AclSessions(_) => "acl_sessions",
         }
     }
 
@@ -181,6 +213,13 @@ impl ConfigItem {
                 feature,
                 sw_if,
             } => format!("feature {feature} on arc {arc} of interface {sw_if}"),
+            ConfigItem::AclAddReplace { acl_id, .. } | ConfigItem::AclDelete { acl_id } => {
+                format!("acl {acl_id}")
+            }
+            ConfigItem::AclSetInterface {
+                sw_if, direction, ..
+            } => format!("{} acls of interface {sw_if}", direction.as_str()),
+            ConfigItem::AclSessions(_) => "acl sessions".into(),
         }
     }
 
@@ -205,6 +244,10 @@ impl ConfigItem {
             ConfigItem::DelNeighbor { ip, .. } => check_neighbor(*ip, None),
             ConfigItem::EnableFeature { arc, feature, .. }
             | ConfigItem::DisableFeature { arc, feature, .. } => check_feature(arc, feature),
+            ConfigItem::AclAddReplace { rules, .. } => check_rules(rules),
+            ConfigItem::AclDelete { .. }
+            | ConfigItem::AclSetInterface { .. }
+            | ConfigItem::AclSessions(_) => Ok(()),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

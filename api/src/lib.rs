@@ -8,6 +8,7 @@
 //! | [`version`] | [`Hello`] / [`HelloReply`] handshake, [`API_MAJOR`] / [`API_MINOR`] |
 //! | [`message`] | the envelope: [`Request`], [`Reply`], [`Details`] |
 //! | [`config`] | [`ConfigItem`]: every change, and transactions ([`config::validate_all`]) |
+//! | [`acl`] | ACLs, interface lists, sessions, classifier shapes, `acl_match` |
 //! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`] | one file per family: checks and dump rows |
 //! | [`error`] | [`ApiError`] and [`ErrorCode`] |
 //! | [`client`], [`server`] | the blocking [`Client`]; [`server::bind`] (mode 0600) and [`server::serve_connection`] |
@@ -33,6 +34,7 @@
 //! assert!(req.validate().is_ok());
 //! ```
 
+pub mod acl;
 pub mod client;
 pub mod codec;
 pub mod config;

@@ -7,6 +7,10 @@
 //! `Error`). Because replies come in order there is no request id: a client that wants
 //! requests in flight at once opens more connections.
 
+use crate::acl::{
+    AclClassifierDetails, AclDetails, AclInterfaceDetails, AclMatchDetails, AclMatchQuery,
+    AclSessionDetails, SessionFilter,
+};
 use crate::config::{validate_all, ConfigItem};
 use crate::interface::InterfaceDetails;
 use crate::route::{NeighborDetails, RouteDetails};
@@ -62,6 +66,32 @@ pub enum Request {
         /// What.
         what: ClearWhat,
     },
+    /// ACLs with hit counters → `Details::Acl`* (one when `acl_id` is given).
+    DumpAcls {
+        /// Only this ACL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acl_id: Option<u32>,
+    },
+    /// Interface ACL lists → `Details::AclInterface`*.
+    DumpAclInterfaces,
+    /// Reflective sessions → `Details::AclSession`*.
+    DumpAclSessions {
+        /// Which.
+        #[serde(default)]
+        filter: SessionFilter,
+    },
+    /// Deletes the sessions the filter selects → `Ok`.
+    ClearAclSessions {
+        /// Which.
+        #[serde(default)]
+        filter: SessionFilter,
+    },
+    /// Compiled classifiers → `Details::AclClassifier`*.
+    DumpAclClassifiers,
+    /// Which ACL and rule decide a packet → one `Details::AclMatch`.
+    AclMatch(AclMatchQuery),
+    /// Zeroes every ACL hit counter → `Ok`.
+    ClearAclCounters,
 }
 
 impl Request {
@@ -81,6 +111,13 @@ impl Request {
             Request::ShowVersion => "show_version",
             Request::TraceAdd { .. } => "trace_add",
             Request::Clear { .. } => "clear",
+            Request::DumpAcls { .. } => "dump_acls",
+            Request::DumpAclInterfaces => "dump_acl_interfaces",
+            Request::DumpAclSessions { .. } => "dump_acl_sessions",
+            Request::ClearAclSessions { .. } => "clear_acl_sessions",
+            Request::DumpAclClassifiers => "dump_acl_classifiers",
+            Request::AclMatch(_) => "acl_match",
+            Request::ClearAclCounters => "clear_acl_counters",
         }
     }
 
@@ -97,6 +134,11 @@ impl Request {
                 | Request::DumpBuffers
                 | Request::DumpTrace
                 | Request::ShowVersion
+                | Request::DumpAcls { .. }
+                | Request::DumpAclInterfaces
+                | Request::DumpAclSessions { .. }
+                | Request::DumpAclClassifiers
+                | Request::AclMatch(_)
         )
     }
 
@@ -140,6 +182,16 @@ pub enum Details {
     },
     /// The version.
     Version(VersionDetails),
+    /// An ACL.
+    Acl(AclDetails),
+    /// An interface's ACL lists.
+    AclInterface(AclInterfaceDetails),
+    /// A reflective session.
+    AclSession(AclSessionDetails),
+    /// A compiled classifier.
+    AclClassifier(AclClassifierDetails),
+    /// The answer to `acl_match`.
+    AclMatch(AclMatchDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

@@ -5,6 +5,10 @@
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use vpg_api::acl::{
+    AclClassifierDetails, AclDetails, AclInterfaceDetails, AclMatchDetails, AclMatchQuery, AclRule,
+    AclSessionDetails, AclSessionSettings, AclUse, Direction, Range, SessionFilter,
+};
 use vpg_api::codec::{decode, encode, read_frame, write_frame};
 use vpg_api::interface::{InterfaceCounters, InterfaceDetails};
 use vpg_api::route::{NeighborDetails, RouteDetails};
@@ -88,6 +92,52 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
             sw_if: 1,
         },
     ];
+    // Added in API 1.1 (kept out of the 1.0 transaction example so that line stays as it was).
+    let acl_items = vec![
+        ConfigItem::AclAddReplace {
+            acl_id: 7,
+            tag: "web".into(),
+            rules: vec![
+                AclRule {
+                    action: "permit+reflect".into(),
+                    src: p("10.1.0.0/16"),
+                    dst: p("0.0.0.0/0"),
+                    proto: 6,
+                    sport: Range {
+                        lo: 1024,
+                        hi: 65535,
+                    },
+                    dport: Range { lo: 80, hi: 80 },
+                    tcp_flags_value: 2,
+                    tcp_flags_mask: 18,
+                },
+                AclRule {
+                    action: "deny".into(),
+                    src: p("0.0.0.0/0"),
+                    dst: p("0.0.0.0/0"),
+                    proto: 0,
+                    sport: Range::default(),
+                    dport: Range::default(),
+                    tcp_flags_value: 0,
+                    tcp_flags_mask: 0,
+                },
+            ],
+        },
+        ConfigItem::AclDelete { acl_id: 7 },
+        ConfigItem::AclSetInterface {
+            sw_if: 1,
+            direction: Direction::Output,
+            acls: vec![7, 8],
+        },
+        ConfigItem::AclSessions(AclSessionSettings {
+            max_per_worker: Some(1000),
+            tcp_transient_s: Some(60),
+            tcp_established_s: Some(3600),
+            udp_s: Some(300),
+            reclassify: Some(true),
+        }),
+        ConfigItem::AclSessions(AclSessionSettings::default()),
+    ];
     let mut out: Vec<(&str, serde_json::Value)> = Vec::new();
     let j = |v: &dyn erased::Ser| v.json();
     out.push((
@@ -119,7 +169,7 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
             items: items.clone(),
         }),
     ));
-    for it in items {
+    for it in items.into_iter().chain(acl_items) {
         out.push(("request_config", j(&Request::Config { item: it })));
     }
     for r in [
@@ -139,10 +189,100 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
         Request::Clear {
             what: ClearWhat::Runtime,
         },
+        Request::DumpAcls { acl_id: Some(7) },
+        Request::DumpAcls { acl_id: None },
+        Request::DumpAclInterfaces,
+        Request::DumpAclSessions {
+            filter: SessionFilter {
+                sw_if: Some(1),
+                addr: Some(ip),
+                port: Some(80),
+                proto: Some(6),
+            },
+        },
+        Request::ClearAclSessions {
+            filter: SessionFilter::default(),
+        },
+        Request::DumpAclClassifiers,
+        Request::AclMatch(AclMatchQuery {
+            sw_if: 1,
+            direction: Direction::Input,
+            proto: 6,
+            src: ip,
+            sport: 1000,
+            dst: ip,
+            dport: 80,
+            tcp_flags: 2,
+        }),
+        Request::ClearAclCounters,
     ] {
         out.push(("request", j(&r)));
     }
+    let acl_use = AclUse {
+        sw_if: 1,
+        direction: Direction::Output,
+    };
     let details = vec![
+        Details::Acl(AclDetails {
+            acl_id: 7,
+            tag: "web".into(),
+            rules: vec![AclRule {
+                action: "permit".into(),
+                src: p("10.1.0.0/16"),
+                dst: p("0.0.0.0/0"),
+                proto: 17,
+                sport: Range::default(),
+                dport: Range { lo: 53, hi: 53 },
+                tcp_flags_value: 0,
+                tcp_flags_mask: 0,
+            }],
+            hits: vec![12],
+            used_by: vec![acl_use],
+        }),
+        Details::AclInterface(AclInterfaceDetails {
+            sw_if: 1,
+            input: vec![1],
+            output: vec![7, 8],
+        }),
+        Details::AclSession(AclSessionDetails {
+            worker: 0,
+            sw_if: 1,
+            proto: 6,
+            src: ip,
+            sport: 40000,
+            dst: ip,
+            dport: 80,
+            state: "established".into(),
+            packets: 9,
+            idle_s: 3,
+            expires_in_s: 86397,
+        }),
+        Details::AclClassifier(AclClassifierDetails {
+            acls: vec![7, 8],
+            used_by: vec![acl_use],
+            rules: 925,
+            words: 15,
+            addr_intervals: [76, 572],
+            classes: [56, 324, 1, 99, 4],
+            l4_classes: Some(115),
+            bytes: 858930,
+        }),
+        Details::AclMatch(AclMatchDetails {
+            action: "deny".into(),
+            acl_id: Some(7),
+            tag: Some("web".into()),
+            rule_index: Some(1),
+            rule: Some("deny 0.0.0.0/0 -> 0.0.0.0/0 any".into()),
+            reason: "acl 7 rule 1 matches first".into(),
+        }),
+        Details::AclMatch(AclMatchDetails {
+            action: "deny".into(),
+            acl_id: None,
+            tag: None,
+            rule_index: None,
+            rule: None,
+            reason: "no rule matched".into(),
+        }),
         Details::Interface(InterfaceDetails {
             sw_if: 1,
             name: "up0".into(),

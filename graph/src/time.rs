@@ -69,8 +69,17 @@ pub trait Clock: Send {
     fn now(&self) -> Time;
 }
 
-/// The monotonic system clock, counted from when it was created.
+/// The monotonic system clock, counted from an epoch (all workers of one [`crate::Workers`]
+/// share theirs, so the control side can tell a session's age in the workers' time).
+#[derive(Clone, Copy)]
 pub struct SystemClock(std::time::Instant);
+
+impl SystemClock {
+    /// A clock counting from `epoch`.
+    pub fn since(epoch: std::time::Instant) -> Self {
+        SystemClock(epoch)
+    }
+}
 
 impl Default for SystemClock {
     fn default() -> Self {

@@ -90,6 +90,7 @@ pub struct Workers {
     layout: Arc<Layout>,
     handles: Vec<Handle>,
     backing: crate::sys::PageBacking,
+    clock: SystemClock,
 }
 
 impl Workers {
@@ -110,6 +111,7 @@ impl Workers {
         )?;
         let mut handles = Vec::with_capacity(n);
         let mut backing = crate::sys::PageBacking::Small4K;
+        let clock = SystemClock::default();
         for (w, (pool, ports)) in pools.into_iter().zip(ports).enumerate() {
             backing = pool.backing();
             let rt = Runtime::with_handoff(
@@ -128,7 +130,7 @@ impl Workers {
             let wake2 = wake.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("vpg_wk_{w}"))
-                .spawn(move || run(rt, rx, wake2, cpu, idle))?;
+                .spawn(move || run(rt, rx, wake2, cpu, idle, clock))?;
             handles.push(Handle {
                 tx,
                 wake,
@@ -140,6 +142,7 @@ impl Workers {
             layout: layout.clone(),
             handles,
             backing,
+            clock,
         })
     }
 
@@ -174,6 +177,11 @@ impl Workers {
             let _ = h.tx.send(WorkerMsg::Config(config.clone()));
             h.wake.notify();
         }
+    }
+
+    /// Now, in the workers' time (what their nodes see as `now`).
+    pub fn now(&self) -> crate::time::Time {
+        self.clock.now()
     }
 
     /// Runs `f` on worker `w` between frames and returns its result (None if the worker is gone).
@@ -249,12 +257,12 @@ fn run(
     wake: Arc<crate::sys::WakeFd>,
     cpu: Option<usize>,
     idle: IdlePolicy,
+    clock: SystemClock,
 ) {
     if let Some(c) = cpu {
         // Pinning can fail in a restricted cpuset; the worker still runs, unpinned.
         let _ = crate::sys::pin_current_thread(c);
     }
-    let clock = SystemClock::default();
     let mut empty = 0u32;
     let mut fds = Vec::with_capacity(16);
     loop {

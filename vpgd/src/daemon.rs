@@ -11,11 +11,12 @@ use vpg_graph::{GraphSpec, Layout, RuntimeConfig, WorkerOptions, Workers};
 /// Interfaces the counters and tables have room for.
 pub const MAX_INTERFACES: usize = 1024;
 
-/// The graph vpgd runs: the IPv4 nodes, the packet generator (for tracing and tests, as VPP keeps
+/// The graph vpgd runs: the IPv4 and ACL nodes, the packet generator (for tracing and tests, as VPP keeps
 /// pg) and whatever input nodes `extra` registers (AF_PACKET).
 pub fn graph(extra: impl FnOnce(&mut GraphSpec)) -> anyhow::Result<Arc<Layout>> {
     let mut g = GraphSpec::new();
     vpg_ip4::register(&mut g);
+    vpg_acl::register(&mut g);
     g.node(|| PgInput::new("ethernet-input"));
     extra(&mut g);
     Ok(g.build()?)

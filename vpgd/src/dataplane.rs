@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use vpg_acl::AclControl;
 use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
 use vpg_graph::{ArcId, ConfigSet, FeatureConfig, Layout, Runtime, Workers};
 use vpg_ip4::control::{NeighborEntry, RouteEntry};
@@ -117,6 +118,8 @@ pub enum Op {
         /// Interface.
         sw_if: u32,
     },
+    /// An ACL change.
+    Acl(crate::acl::AclOp),
 }
 
 /// What an operation returned.
@@ -162,6 +165,9 @@ pub enum DpError {
     /// Too many interfaces.
     #[error("no interface index left (at most {0})")]
     TooManyInterfaces(usize),
+    /// The ACL state refused it.
+    #[error(transparent)]
+    Acl(#[from] crate::acl::AclDpError),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -190,6 +196,7 @@ pub struct Port {
 #[derive(Clone)]
 struct State {
     ip4: Ip4Control,
+    acl: AclControl,
     features: FeatureConfig,
     ports: BTreeMap<u32, Port>,
     next_sw_if: u32,
@@ -208,6 +215,7 @@ impl DataPlane {
     pub fn new(workers: Workers, backend: Box<dyn PortBackend>, max_interfaces: usize) -> Self {
         let state = State {
             ip4: Ip4Control::new(),
+            acl: AclControl::new(workers.len()),
             features: FeatureConfig::default(),
             ports: BTreeMap::new(),
             next_sw_if: 0,
@@ -313,6 +321,7 @@ impl DataPlane {
             Op::DeleteInterface { sw_if } => {
                 known(s, sw_if)?;
                 s.ip4.del_interface(sw_if)?;
+                s.acl.del_interface(sw_if);
                 s.ports.remove(&sw_if);
                 for arc in ArcId::ALL {
                     for p in 0..self.layout().features(arc).len() {
@@ -362,6 +371,17 @@ impl DataPlane {
                 feature,
                 sw_if,
             } => self.set_feature(s, arc, feature, sw_if, false),
+            Op::Acl(op) => {
+                let State {
+                    acl,
+                    features,
+                    ports,
+                    ..
+                } = s;
+                let layout = self.workers.layout().clone();
+                crate::acl::apply(acl, features, &layout, |i| ports.contains_key(&i), op)?;
+                Ok(OpResult::Done)
+            }
         }
     }
 
@@ -390,6 +410,7 @@ impl DataPlane {
     fn publish(&self) {
         let cfg = ConfigSet::new()
             .with(self.state.ip4.tables())
+            .with(self.state.acl.tables())
             .with(Arc::new(self.state.features.clone()));
         self.workers.configure(Arc::new(cfg));
     }
@@ -406,6 +427,11 @@ impl DataPlane {
                     .map(|p| (i.sw_if, p.clone(), i.clone()))
             })
             .collect()
+    }
+
+    /// The ACL state.
+    pub fn acl(&self) -> &AclControl {
+        &self.state.acl
     }
 
     /// Every route.

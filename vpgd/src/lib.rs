@@ -1,6 +1,7 @@
 //! vpgd, the data-plane daemon: owns interfaces, buffer pools, workers and every data-plane
 //! table, and serves the control API.
 
+pub mod acl;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;

@@ -1,5 +1,6 @@
 //! The API service: turns requests into data-plane operations and dumps.
 
+use crate::acl::AclOp;
 use crate::dataplane::{DataPlane, DpError, Op, OpResult};
 use std::sync::{Arc, Mutex};
 use vpg_api::interface::{InterfaceCounters, InterfaceDetails};
@@ -93,6 +94,20 @@ pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
             feature,
             sw_if,
         },
+        ConfigItem::AclAddReplace { acl_id, tag, rules } => {
+            Op::Acl(crate::acl::add_replace(acl_id, tag, &rules)?)
+        }
+        ConfigItem::AclDelete { acl_id } => Op::Acl(AclOp::Delete(acl_id)),
+        ConfigItem::AclSetInterface {
+            sw_if,
+            direction,
+            acls,
+        } => Op::Acl(AclOp::SetInterface {
+            sw_if,
+            input: direction == vpg_api::acl::Direction::Input,
+            acls,
+        }),
+        ConfigItem::AclSessions(s) => Op::Acl(AclOp::Sessions(s)),
     })
 }
 
@@ -161,6 +176,7 @@ pub fn api_error(e: &DpError) -> ApiError {
         ),
         DpError::UnknownFeature { .. } => (NotFound, None, Some("feature")),
         DpError::TooManyInterfaces(_) => (Failed, None, None),
+        DpError::Acl(e) => return crate::acl::api_error(e),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -400,6 +416,43 @@ impl Service {
                             .field("node"),
                     )
                 })
+            }
+            Request::DumpAcls { acl_id } => {
+                for d in self.with(|dp| crate::acl::dump(dp, acl_id)) {
+                    out(Reply::Details(Details::Acl(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpAclInterfaces => {
+                for d in self.with(|dp| crate::acl::interfaces(dp)) {
+                    out(Reply::Details(Details::AclInterface(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpAclSessions { filter } => {
+                for d in self.with(|dp| crate::acl::sessions(dp, &filter)) {
+                    out(Reply::Details(Details::AclSession(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::ClearAclSessions { filter } => {
+                self.with(|dp| crate::acl::clear_sessions(dp, &filter));
+                out(Reply::Ok { sw_if: None })
+            }
+            Request::DumpAclClassifiers => {
+                for d in self.with(|dp| crate::acl::classifiers(dp)) {
+                    out(Reply::Details(Details::AclClassifier(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::AclMatch(q) => {
+                let d = self.with(|dp| crate::acl::explain(dp, &q));
+                out(Reply::Details(Details::AclMatch(d)));
+                out(Reply::Done)
+            }
+            Request::ClearAclCounters => {
+                self.with(|dp| dp.acl().clear_counters());
+                out(Reply::Ok { sw_if: None })
             }
             Request::Clear { what } => {
                 self.with(|dp| {

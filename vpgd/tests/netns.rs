@@ -539,3 +539,159 @@ fn malformed_config_exits_non_zero_naming_the_field() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const TCP_LISTEN_TWO: &str = r#"
+import socket, select, time
+ss = []
+for p in (5001, 5003):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", p)); s.listen(4); ss.append(s)
+end = time.time() + 12; n = 0
+while time.time() < end:
+    r, _, _ = select.select(ss, [], [], 0.5)
+    for s in r:
+        c, _ = s.accept(); c.sendall(b"hello"); c.close(); n += 1
+print(n)
+"#;
+
+const TCP_TRY_TWO: &str = r#"
+import socket, time
+time.sleep(0.5)
+out = []
+for p in (5001, 5003):
+    try:
+        c = socket.create_connection(("10.0.2.2", p), timeout=2)
+        out.append("%d:%s" % (p, c.recv(5).decode())); c.close()
+    except OSError:
+        out.append("%d:blocked" % p)
+print(" ".join(out))
+"#;
+
+#[test]
+fn acl_blocks_one_tcp_port_allows_another_and_reflects() {
+    let Some(lab) = Lab::new() else { return };
+    assert!(ping(&lab.a, "10.0.2.2", 3) >= 2, "baseline reachability");
+    // ACL 1 on up1's output (towards host B): port 5003 denied, everything else permitted.
+    for args in [
+        &[
+            "acl",
+            "add",
+            "1",
+            "--tag",
+            "block-5003",
+            "--rule",
+            "deny proto tcp dport 5003",
+            "--rule",
+            "permit",
+        ][..],
+        &["acl", "set", "up1", "out", "1"][..],
+    ] {
+        let o = lab.ctl(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let server = python(&lab.b, TCP_LISTEN_TWO);
+    let got = wait_out(python(&lab.a, TCP_TRY_TWO));
+    assert_eq!(got, "5001:hello 5003:blocked");
+    let _ = wait_out(server);
+    let acl = lab.ctl_json(&["show", "acl", "1"]);
+    let hits = &acl[0]["hits"];
+    let deny_hits = hits[0].as_u64().unwrap();
+    let permit_hits = hits[1].as_u64().unwrap();
+    assert!(
+        deny_hits >= 1,
+        "the SYNs to 5003 (with retries) hit rule 0: {acl}"
+    );
+    assert!(
+        permit_hits >= 3,
+        "SYN, ACK and data to 5001 hit rule 1: {acl}"
+    );
+    let errors = lab.ctl_json(&["show", "errors"]);
+    assert_eq!(
+        error_count(&errors, "acl-out-ip4", "deny"),
+        deny_hits,
+        "{errors}"
+    );
+    // acl match names the rule.
+    let m = lab.ctl(&[
+        "acl",
+        "match",
+        "up1",
+        "out",
+        "tcp",
+        "10.0.1.2:40000",
+        "10.0.2.2:5003",
+    ]);
+    let text = String::from_utf8_lossy(&m.stdout);
+    assert!(
+        text.starts_with("deny") && text.contains("acl 1 (block-5003) rule 0"),
+        "{text}"
+    );
+
+    // Reflect: host A's own connections are remembered on up0's input; up0's output denies
+    // everything else, so B can answer A but not start anything.
+    for args in [
+        &["acl", "set", "up1", "out"][..],
+        &["acl", "add", "10", "--rule", "permit+reflect"][..],
+        &["acl", "add", "20", "--rule", "deny"][..],
+        &["acl", "set", "up0", "in", "10"][..],
+        &["acl", "set", "up0", "out", "20"][..],
+    ] {
+        let o = lab.ctl(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let got = ping(&lab.a, "10.0.2.2", 3);
+    assert!(
+        got >= 2,
+        "A's pings are answered through the session: {got}/3; errors {}; sessions {}",
+        lab.ctl_json(&["show", "errors"]),
+        lab.ctl_json(&["show", "acl", "sessions"])
+    );
+    assert_eq!(ping(&lab.b, "10.0.1.2", 2), 0, "B cannot reach A");
+    let sessions = lab.ctl_json(&["show", "acl", "sessions"]);
+    assert!(
+        sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["proto"] == 1 && s["src"] == "10.0.1.2" && s["dst"] == "10.0.2.2"),
+        "{sessions}"
+    );
+    // Deleting an ACL in use is refused, naming the users.
+    let o = lab.ctl(&["acl", "del", "20"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("in use"),
+        "{o:?}"
+    );
+    // A bad rule is refused whole, naming the ACL and rule.
+    let o = lab.ctl(&[
+        "acl",
+        "add",
+        "20",
+        "--rule",
+        "permit",
+        "--rule",
+        "deny proto tcp dport 90-80",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("acl 20 rule 1") && err.contains("inverted"),
+        "{err}"
+    );
+    assert_eq!(
+        lab.ctl_json(&["show", "acl", "20"])[0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

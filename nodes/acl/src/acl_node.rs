@@ -130,6 +130,9 @@ pub fn packet_key(d: &[u8]) -> Option<PacketKey> {
                 let h = l4.get(..2)?;
                 k.sport = h[0] as u16;
                 k.dport = h[1] as u16;
+                if let Some(id) = l4.get(4..6) {
+                    k.icmp_id = u16::from_be_bytes([id[0], id[1]]);
+                }
             }
             _ => {}
         }

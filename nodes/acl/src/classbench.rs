@@ -156,6 +156,7 @@ pub fn read_trace(path: &Path, max: usize) -> Result<Vec<PacketKey>, ClassbenchE
             dport: dport as u16,
             proto: proto as u8,
             tcp_flags: 0,
+            icmp_id: 0,
         });
     }
     Ok(out)

@@ -480,6 +480,7 @@ mod tests {
             dport,
             proto: 6,
             tcp_flags: 2,
+            icmp_id: 0,
         }
     }
 

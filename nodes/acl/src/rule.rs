@@ -346,6 +346,8 @@ pub struct PacketKey {
     pub proto: u8,
     /// TCP flags (0 for other protocols).
     pub tcp_flags: u8,
+    /// ICMP echo identifier (sessions only; rules do not match on it).
+    pub icmp_id: u16,
 }
 
 impl fmt::Display for PacketKey {
@@ -436,6 +438,7 @@ mod tests {
             dport: 85,
             proto: 6,
             tcp_flags: 0x02,
+            icmp_id: 0,
         };
         assert!(k.matches(&p));
         assert!(!k.matches(&PacketKey { proto: 17, ..p }));

@@ -59,14 +59,15 @@ impl SessionKey {
     /// The key of `k` on `sw_if`, and whether `k` goes from the lower endpoint to the higher.
     #[inline]
     pub fn of(sw_if: u32, k: &PacketKey) -> (SessionKey, bool) {
-        // ICMP has no ports: both "ports" become the type, with echo reply mapped onto echo
-        // request (0 -> 8), so a request and its reply share the key.
+        // ICMP has no ports. An echo request keys as (source, identifier) -> (destination, 0)
+        // and its reply as (source, 0) -> (destination, identifier), so a reply finds the
+        // request's session while a request from the other side (its own identifier) does not.
         let (sp, dp) = if k.proto == proto::ICMP {
-            let t = match k.sport {
-                0 => 8,
-                t => t,
-            };
-            (t, t)
+            match k.sport {
+                8 => (k.icmp_id, 0),
+                0 => (0, k.icmp_id),
+                t => (t, k.dport),
+            }
         } else {
             (k.sport, k.dport)
         };
@@ -434,6 +435,7 @@ mod tests {
             dport: dp,
             proto,
             tcp_flags: flags,
+            icmp_id: 0,
         }
     }
 
@@ -461,6 +463,27 @@ mod tests {
         );
         t.touch(s, fwd, TCP_FIN, 2);
         assert_eq!(t.get(s).unwrap().state(), "transient");
+    }
+
+    #[test]
+    fn icmp_echo_reply_matches_but_reverse_request_does_not() {
+        let mut t = SessionTable::new(8, Timeouts::default(), 0);
+        let req = PacketKey {
+            icmp_id: 77,
+            ..pk(1, 8, 2, 0, 1, 0)
+        };
+        let (k, fwd) = SessionKey::of(0, &req);
+        let s = t.create(k, fwd, 0, 0, 0).unwrap();
+        let reply = PacketKey {
+            icmp_id: 77,
+            ..pk(2, 0, 1, 0, 1, 0)
+        };
+        assert_eq!(t.find(&SessionKey::of(0, &reply).0), Some(s));
+        let other = PacketKey {
+            icmp_id: 5,
+            ..pk(2, 8, 1, 0, 1, 0)
+        };
+        assert_eq!(t.find(&SessionKey::of(0, &other).0), None);
     }
 
     #[test]

@@ -94,6 +94,7 @@ fn packet() -> impl Strategy<Value = PacketKey> {
             dport,
             proto,
             tcp_flags,
+            icmp_id: 0,
         })
 }
 
@@ -148,6 +149,7 @@ fn more_than_one_aggregate_word_and_separate_l4() {
             dport: (i * 7 % 65000) as u16,
             proto: if i % 2 == 0 { 6 } else { 17 },
             tcp_flags: 0,
+            icmp_id: 0,
         };
         assert_eq!(c.classify(&k), i);
         assert_eq!(

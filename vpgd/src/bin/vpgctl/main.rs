@@ -1,6 +1,7 @@
 //! `vpgctl`: the operator's CLI for vpgd. Configuration goes through the control API; `show
 //! runtime` and `show errors` read the stats segment directly, so they never ask the workers.
 
+mod acl;
 mod show;
 
 use anyhow::{bail, Context};
@@ -40,11 +41,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show a table or counters.
+    /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`).
     Show {
         /// What to show.
         what: ShowWhat,
+        /// More words (for `show acl`).
+        args: Vec<String>,
     },
+    /// ACLs: add, del, set an interface's list, match, clear sessions or counters.
+    #[command(subcommand)]
+    Acl(acl::AclCmd),
     /// Trace the next packets entering a node: `trace add af-packet-input 10`.
     Trace {
         /// Only `add`.
@@ -152,6 +158,7 @@ enum ShowWhat {
     Version,
     Buffers,
     Features,
+    Acl,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,7 +243,12 @@ fn config(c: &mut Client, item: ConfigItem) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.cmd {
-        Cmd::Show { what } => show::show(&cli, *what),
+        Cmd::Show {
+            what: ShowWhat::Acl,
+            args,
+        } => acl::show(&cli, args),
+        Cmd::Show { what, .. } => show::show(&cli, *what),
+        Cmd::Acl(cmd) => acl::run(&cli, cmd),
         Cmd::Trace { node, count, .. } => {
             connect(&cli)?.call(&Request::TraceAdd {
                 node: node.clone(),
