@@ -74,6 +74,8 @@ pub fn forwarding_runtime_with_flows(
 ) -> anyhow::Result<(Runtime, BTreeMap<String, String>)> {
     let mut spec = GraphSpec::new();
     vpg_ip4::register(&mut spec);
+    // The ACL features are registered as in vpgd (off unless an ACL scenario enables them).
+    vpg_acl::register(&mut spec);
     spec.node(|| PgInput::new("ethernet-input"));
     let layout = spec.build()?;
     let pool = BufferMemory::new(buffers, huge_pages)?

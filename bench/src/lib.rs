@@ -1,6 +1,7 @@
 //! vpg's benchmark scenarios: each builds a graph, generates traffic with pg, runs on one pinned
 //! core after a warm-up and reads the runtime counters (TSC clocks per packet per node).
 
+pub mod acl;
 pub mod afpacket;
 pub mod forward;
 pub mod report;
@@ -66,6 +67,51 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "afpacket-forward",
             about: "iperf3 UDP 64-byte and TCP between two namespaces through vpgd's AF_PACKET rings vs the kernel, same run; vpgd idle CPU over 10 s (root)",
             run: afpacket::afpacket_forward,
+        },
+        Scenario {
+            name: "acl-classify-acl1_1k",
+            about: "classifier alone on ClassBench acl1_1k (925 rules, 1M headers), dpdk-test-acl best in the same run",
+            run: |o| acl::classify("acl1_1k", o),
+        },
+        Scenario {
+            name: "acl-classify-acl1_10k",
+            about: "the same on acl1_10k (9,749 rules)",
+            run: |o| acl::classify("acl1_10k", o),
+        },
+        Scenario {
+            name: "acl-classify-fw1_1k",
+            about: "the same on fw1_1k (842 rules)",
+            run: |o| acl::classify("fw1_1k", o),
+        },
+        Scenario {
+            name: "acl-classify-fw1_10k",
+            about: "the same on fw1_10k (9,761 rules)",
+            run: |o| acl::classify("fw1_10k", o),
+        },
+        Scenario {
+            name: "acl-stateless-acl1_1k",
+            about: "acl-in-ip4 in the forwarding graph with acl1_1k's rules, frames from its trace",
+            run: |o| acl::stateless("acl1_1k", o),
+        },
+        Scenario {
+            name: "acl-stateless-acl1_10k",
+            about: "the same with acl1_10k",
+            run: |o| acl::stateless("acl1_10k", o),
+        },
+        Scenario {
+            name: "acl-stateless-fw1_1k",
+            about: "the same with fw1_1k",
+            run: |o| acl::stateless("fw1_1k", o),
+        },
+        Scenario {
+            name: "acl-stateless-fw1_10k",
+            about: "the same with fw1_10k",
+            run: |o| acl::stateless("fw1_10k", o),
+        },
+        Scenario {
+            name: "acl-stateful-10k-flows",
+            about: "acl-in-ip4 with permit+reflect: 10k UDP flows, every measured packet a session hit",
+            run: acl::stateful,
         },
     ]
 }

@@ -180,106 +180,162 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
             let n = sessions.expire(now, EXPIRE_BUDGET);
             cx.errors.count(AclError::SessionExpired, n as u64);
         }
-        let (mut hit, mut permit, mut created) = (0u64, 0u64, 0u64);
-        let (mut last_if, mut last_next) = (u32::MAX, 0u16);
-        for k in 0..v.len {
-            if k + 2 < v.len {
+        let n = v.len;
+        // Pass 1: every packet's 5-tuple and interface; session index slots prefetched.
+        let mut keys = [PacketKey::default(); vpg_graph::FRAME_SIZE];
+        let mut sw = [0u32; vpg_graph::FRAME_SIZE];
+        let mut ok = [false; vpg_graph::FRAME_SIZE];
+        let check_sessions = !sessions.is_empty();
+        for k in 0..n {
+            if k + 2 < n {
                 cx.buffers.prefetch(v.buffers[k + 2]);
             }
-            let b = cx.buffers.get_mut(v.buffers[k]);
-            let sw_if = if INPUT { b.hdr.rx_if } else { b.hdr.tx_if };
-            let traced = b.is_traced();
-            let key = b.data().get(Self::L3..).and_then(packet_key);
-            let Some(key) = key else {
-                b.hdr.error = cx.errors.index(AclError::TooShort);
-                v.nexts[k] = NEXT_DROP;
-                if traced {
-                    cx.tracer.add(
-                        &b.hdr,
-                        AclTrace {
-                            sw_if,
-                            input: INPUT,
-                            key: PacketKey::default(),
-                            decision: Decision::TooShort,
-                        },
-                    );
-                }
-                continue;
-            };
-            let list = t.list(sw_if, INPUT);
-            let mut decision = None;
-            let mut pass = list.is_none();
-            let (skey, fwd) = SessionKey::of(sw_if, &key);
-            if !pass && !sessions.is_empty() {
-                if let Some(s) = sessions.find(&skey) {
-                    let stale = cfg.reclassify
-                        && list
-                            .is_some_and(|l| sessions.get(s).is_some_and(|x| x.epoch != l.epoch));
-                    if stale {
-                        sessions.delete(s);
-                        cx.errors.count(AclError::Reclassified, 1);
-                    } else {
-                        sessions.touch(s, fwd, key.tcp_flags, now);
-                        b.hdr.meta.acl.session = s;
-                        hit += 1;
-                        pass = true;
-                        decision = Some(Decision::Session(s));
-                    }
+            let b = cx.buffers.get(v.buffers[k]);
+            sw[k] = if INPUT { b.hdr.rx_if } else { b.hdr.tx_if };
+            if let Some(key) = b.data().get(Self::L3..).and_then(packet_key) {
+                keys[k] = key;
+                ok[k] = true;
+                if check_sessions {
+                    sessions.prefetch(&SessionKey::of(sw[k], &key).0);
                 }
             }
-            if !pass {
-                if let Some(l) = list {
-                    let r = l.classifier.classify(&key);
+        }
+        // Pass 2: sessions, then one batched classification per run of packets that share an
+        // interface list (a frame usually comes from or goes to one interface).
+        let mut verdict = [NO_MATCH; vpg_graph::FRAME_SIZE];
+        let mut miss = [0u8; vpg_graph::FRAME_SIZE];
+        let mut miss_keys = [PacketKey::default(); vpg_graph::FRAME_SIZE];
+        let mut miss_out = [NO_MATCH; vpg_graph::FRAME_SIZE];
+        let mut session_of = [u32::MAX; vpg_graph::FRAME_SIZE];
+        let (mut hit, mut permit, mut created) = (0u64, 0u64, 0u64);
+        let mut k = 0;
+        while k < n {
+            let list = t.list(sw[k], INPUT);
+            let list_ptr = list.map(Arc::as_ptr);
+            let mut m = 0;
+            let mut end = k;
+            while end < n && t.list(sw[end], INPUT).map(Arc::as_ptr) == list_ptr {
+                if ok[end] && list.is_some() {
+                    let (skey, fwd) = SessionKey::of(sw[end], &keys[end]);
+                    let found = if check_sessions {
+                        sessions.find(&skey)
+                    } else {
+                        None
+                    };
+                    let stale = found.is_some_and(|s| {
+                        cfg.reclassify
+                            && list.is_some_and(|l| {
+                                sessions.get(s).is_some_and(|x| x.epoch != l.epoch)
+                            })
+                    });
+                    match found {
+                        Some(s) if !stale => {
+                            sessions.touch(s, fwd, keys[end].tcp_flags, now);
+                            session_of[end] = s;
+                            hit += 1;
+                        }
+                        _ => {
+                            if let Some(s) = found {
+                                sessions.delete(s);
+                                cx.errors.count(AclError::Reclassified, 1);
+                            }
+                            miss[m] = end as u8;
+                            miss_keys[m] = keys[end];
+                            m += 1;
+                        }
+                    }
+                }
+                end += 1;
+            }
+            if let Some(l) = list {
+                l.classifier
+                    .classify_batch(&miss_keys[..m], &mut miss_out[..m]);
+                for j in 0..m {
+                    verdict[miss[j] as usize] = miss_out[j];
+                }
+            }
+            k = end;
+        }
+        // Pass 3: act on the verdicts.
+        let (mut last_if, mut last_next) = (u32::MAX, 0u16);
+        for k in 0..n {
+            let b = cx.buffers.get_mut(v.buffers[k]);
+            let sw_if = sw[k];
+            let key = keys[k];
+            let list = t.list(sw_if, INPUT);
+            let decision;
+            let mut pass = false;
+            if !ok[k] {
+                b.hdr.error = cx.errors.index(AclError::TooShort);
+                decision = Decision::TooShort;
+            } else if let Some(l) = list {
+                if session_of[k] != u32::MAX {
+                    b.hdr.meta.acl.session = session_of[k];
+                    pass = true;
+                    decision = Decision::Session(session_of[k]);
+                } else {
+                    let r = verdict[k];
                     match l.rules.get(r as usize) {
-                        Some(rr) if r != NO_MATCH => {
+                        Some(rr) => {
                             if let Some(c) = l.counters.get(rr.position as usize) {
                                 c.hit(cx.worker, rr.rule);
                             }
                             let acl = l.acl_ids.get(rr.position as usize).copied().unwrap_or(0);
-                            decision = Some(Decision::Rule(acl, rr.rule, rr.action));
+                            let mut d = Decision::Rule(acl, rr.rule, rr.action);
                             match rr.action {
-                                Action::Deny => {
-                                    b.hdr.error = cx.errors.index(AclError::Deny);
-                                }
+                                Action::Deny => b.hdr.error = cx.errors.index(AclError::Deny),
                                 Action::Permit => {
                                     permit += 1;
                                     pass = true;
                                 }
                                 Action::PermitReflect => {
-                                    match sessions.create(skey, fwd, key.tcp_flags, l.epoch, now) {
+                                    let (skey, fwd) = SessionKey::of(sw_if, &key);
+                                    // An earlier packet of this frame may have made the session.
+                                    let s = match sessions.find(&skey) {
+                                        Some(s) => {
+                                            sessions.touch(s, fwd, key.tcp_flags, now);
+                                            Ok(s)
+                                        }
+                                        None => sessions
+                                            .create(skey, fwd, key.tcp_flags, l.epoch, now)
+                                            .inspect(|_| created += 1),
+                                    };
+                                    match s {
                                         Ok(s) => {
                                             b.hdr.meta.acl.session = s;
-                                            created += 1;
                                             permit += 1;
                                             pass = true;
                                         }
                                         Err(_) => {
                                             b.hdr.error = cx.errors.index(AclError::SessionLimit);
-                                            decision = Some(Decision::SessionLimit);
+                                            d = Decision::SessionLimit;
                                         }
                                     }
                                 }
                             }
+                            decision = d;
                         }
-                        _ => {
+                        None => {
                             b.hdr.error = cx.errors.index(AclError::NoMatch);
-                            decision = Some(Decision::NoMatch);
+                            decision = Decision::NoMatch;
                         }
                     }
                 }
+            } else {
+                // The feature is on but the interface has no list in this direction: pass.
+                pass = true;
+                decision = Decision::NoMatch;
             }
-            if traced {
-                if let Some(decision) = decision {
-                    cx.tracer.add(
-                        &b.hdr,
-                        AclTrace {
-                            sw_if,
-                            input: INPUT,
-                            key,
-                            decision,
-                        },
-                    );
-                }
+            if b.is_traced() && (list.is_some() || !ok[k]) {
+                cx.tracer.add(
+                    &b.hdr,
+                    AclTrace {
+                        sw_if,
+                        input: INPUT,
+                        key,
+                        decision,
+                    },
+                );
             }
             if pass {
                 if sw_if != last_if {

@@ -135,28 +135,33 @@ pub(crate) fn sweep(
     (ms, mc, b.finish())
 }
 
-/// Address lookup: sorted interval starts with a 65,536-entry index on the top 16 bits, so a
-/// lookup is one index read and a short search inside one /16.
+/// Address lookup: sorted interval starts with a direct index on the top bits, so a lookup is one
+/// index read and a short search inside one slice of the address space. The index has about four
+/// slots per interval (8 to 16 bits): small sets get an index that stays in L1.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AddrIndex {
-    /// `first[h]`: number of starts below `h << 16` (65,537 entries).
+    /// `first[h]`: number of starts below `h << shift` (2^bits + 1 entries).
     first: Vec<u32>,
+    shift: u32,
     starts: Vec<u32>,
     class: Vec<u32>,
 }
 
 impl AddrIndex {
     pub(crate) fn new(starts: Vec<u32>, class: Vec<u32>) -> Self {
-        let mut first = Vec::with_capacity(65537);
+        let bits = (usize::BITS - starts.len().leading_zeros() + 2).clamp(8, 16);
+        let shift = 32 - bits;
+        let mut first = Vec::with_capacity((1 << bits) + 1);
         let mut j = 0usize;
-        for h in 0..=65536u64 {
-            while j < starts.len() && (starts[j] as u64) < (h << 16) {
+        for h in 0..=(1u64 << bits) {
+            while j < starts.len() && (starts[j] as u64) < (h << shift) {
                 j += 1;
             }
             first.push(j as u32);
         }
         Self {
             first,
+            shift,
             starts,
             class,
         }
@@ -165,11 +170,11 @@ impl AddrIndex {
     /// The class of address `a`.
     #[inline(always)]
     pub(crate) fn lookup(&self, a: u32) -> u32 {
-        let h = (a >> 16) as usize;
+        let h = (a >> self.shift) as usize;
         let lo = self.first.get(h).copied().unwrap_or(0) as usize;
         let hi = self.first.get(h + 1).copied().unwrap_or(0) as usize;
-        // Interval containing h << 16 is lo - 1 (starts[0] == 0, so lo >= 1 for h > 0; for h == 0
-        // the search below finds starts[0]).
+        // The interval containing h << shift is lo - 1 (starts[0] == 0, so lo >= 1 for h > 0;
+        // for h == 0 the search below finds starts[0]).
         let base = lo.wrapping_sub(1);
         let seg = self.starts.get(lo..hi).unwrap_or(&[]);
         let n = if seg.len() <= 8 {
@@ -194,7 +199,7 @@ impl AddrIndex {
     /// Prefetches the index slot of `a`.
     #[inline(always)]
     pub(crate) fn prefetch(&self, a: u32) {
-        if let Some(p) = self.first.get((a >> 16) as usize) {
+        if let Some(p) = self.first.get((a >> self.shift) as usize) {
             vpg_graph::sys::prefetch(p);
         }
     }

@@ -25,6 +25,59 @@ pub const NO_MATCH: u32 = u32::MAX;
 /// Largest ports × protocol cross product folded into one L4 class table (entries).
 const MAX_L4_PRODUCT: usize = 1 << 21;
 
+/// A direct table for a port or protocol field, as narrow as its class count allows (a field
+/// with one class reads no memory; up to 256 classes take one byte per value).
+#[derive(Clone, Debug)]
+enum Direct {
+    One,
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+impl Direct {
+    fn new(t: Vec<u16>, classes: usize) -> Self {
+        match classes {
+            0 | 1 => Direct::One,
+            2..=256 => Direct::U8(t.into_iter().map(|c| c as u8).collect()),
+            _ => Direct::U16(t),
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, v: usize) -> usize {
+        match self {
+            Direct::One => 0,
+            Direct::U8(t) => t.get(v).copied().unwrap_or(0) as usize,
+            Direct::U16(t) => t.get(v).copied().unwrap_or(0) as usize,
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, v: usize) {
+        match self {
+            Direct::One => {}
+            Direct::U8(t) => {
+                if let Some(p) = t.get(v) {
+                    vpg_graph::sys::prefetch(p)
+                }
+            }
+            Direct::U16(t) => {
+                if let Some(p) = t.get(v) {
+                    vpg_graph::sys::prefetch(p)
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Direct::One => 0,
+            Direct::U8(t) => t.len(),
+            Direct::U16(t) => t.len() * 2,
+        }
+    }
+}
+
 /// How the L4 fields are looked up.
 #[derive(Clone, Debug)]
 enum L4 {
@@ -48,9 +101,9 @@ pub struct Classifier {
     dst: AddrIndex,
     src_bits: FieldBits,
     dst_bits: FieldBits,
-    sport: Vec<u16>,
-    dport: Vec<u16>,
-    proto: Vec<u16>,
+    sport: Direct,
+    dport: Direct,
+    proto: Direct,
     n_sport: usize,
     n_dport: usize,
     n_proto: usize,
@@ -162,9 +215,9 @@ impl Classifier {
             dst: AddrIndex::new(ds, dc),
             src_bits,
             dst_bits,
-            sport: direct_table(&sps, &spc, 65536),
-            dport: direct_table(&dps, &dpc, 65536),
-            proto: direct_table(&ps, &pc, 256),
+            sport: Direct::new(direct_table(&sps, &spc, 65536), n_sport),
+            dport: Direct::new(direct_table(&dps, &dpc, 65536), n_dport),
+            proto: Direct::new(direct_table(&ps, &pc, 256), n_proto),
             n_sport,
             n_dport,
             n_proto,
@@ -194,9 +247,9 @@ impl Classifier {
             self.src.lookup(k.src) as usize,
             self.dst.lookup(k.dst) as usize,
         );
-        let sp = self.sport.get(k.sport as usize).copied().unwrap_or(0) as usize;
-        let dp = self.dport.get(k.dport as usize).copied().unwrap_or(0) as usize;
-        let p = self.proto.get(k.proto as usize).copied().unwrap_or(0) as usize;
+        let sp = self.sport.get(k.sport as usize);
+        let dp = self.dport.get(k.dport as usize);
+        let p = self.proto.get(k.proto as usize);
         match &self.l4 {
             L4::Crossed { table, bits } => {
                 let l = table
@@ -223,15 +276,63 @@ impl Classifier {
     }
 
     /// Classifies a batch: `out[i]` is the first rule matching `keys[i]` or [`NO_MATCH`].
-    /// Prefetches the address index slots a few keys ahead, which are the likely misses.
+    ///
+    /// Two passes per block of 64 keys: the first computes every key's classes (independent
+    /// loads, so their cache misses overlap, with the next keys' index slots prefetched), the
+    /// second ANDs the bitmaps with the next keys' aggregate rows prefetched.
     pub fn classify_batch(&self, keys: &[PacketKey], out: &mut [u32]) {
-        const AHEAD: usize = 4;
-        for (i, (k, o)) in keys.iter().zip(out.iter_mut()).enumerate() {
-            if let Some(n) = keys.get(i + AHEAD) {
-                self.src.prefetch(n.src);
-                self.dst.prefetch(n.dst);
+        const BLOCK: usize = 64;
+        const AHEAD: usize = 8;
+        let L4::Crossed { table, bits } = &self.l4 else {
+            for (k, o) in keys.iter().zip(out.iter_mut()) {
+                *o = self.classify(k);
             }
-            *o = self.classify(k);
+            return;
+        };
+        if self.rules == 0 {
+            out.iter_mut().for_each(|o| *o = NO_MATCH);
+            return;
+        }
+        let (w, a) = (self.words, self.aggs);
+        for (kb, ob) in keys.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
+            let mut cls = [[0usize; 3]; BLOCK];
+            for (i, k) in kb.iter().enumerate() {
+                if let Some(n) = kb.get(i + AHEAD) {
+                    self.src.prefetch(n.src);
+                    self.dst.prefetch(n.dst);
+                    self.sport.prefetch(n.sport as usize);
+                    self.dport.prefetch(n.dport as usize);
+                }
+                let sp = self.sport.get(k.sport as usize);
+                let dp = self.dport.get(k.dport as usize);
+                let p = self.proto.get(k.proto as usize);
+                let l = table
+                    .get((sp * self.n_dport + dp) * self.n_proto + p)
+                    .copied()
+                    .unwrap_or(0) as usize;
+                cls[i] = [
+                    self.src.lookup(k.src) as usize,
+                    self.dst.lookup(k.dst) as usize,
+                    l,
+                ];
+            }
+            for (i, (k, o)) in kb.iter().zip(ob.iter_mut()).enumerate() {
+                if let Some(n) = cls.get(i + 4).filter(|_| i + 4 < kb.len()) {
+                    for (b, c) in [(&self.src_bits, n[0]), (&self.dst_bits, n[1]), (bits, n[2])] {
+                        if let Some(p) = b.agg.get(c * a) {
+                            vpg_graph::sys::prefetch(p);
+                        }
+                        if let Some(p) = b.bits.get(c * w) {
+                            vpg_graph::sys::prefetch(p);
+                        }
+                    }
+                }
+                let c = cls[i];
+                *o = self.scan(
+                    [(&self.src_bits, c[0]), (&self.dst_bits, c[1]), (bits, c[2])],
+                    k,
+                );
+            }
         }
     }
 
@@ -309,7 +410,9 @@ impl Classifier {
                 + self.dst.bytes()
                 + self.src_bits.bytes()
                 + self.dst_bits.bytes()
-                + (self.sport.len() + self.dport.len() + self.proto.len()) * 2
+                + self.sport.bytes()
+                + self.dport.bytes()
+                + self.proto.bytes()
                 + l4_bytes
                 + self.flags.len() * 2,
         }
