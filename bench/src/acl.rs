@@ -287,7 +287,7 @@ pub fn stateless(set: &'static str, o: &RunOptions) -> anyhow::Result<ScenarioRe
     let dir = classbench_dir()?;
     let keys = read_rules(&dir.join(format!("{set}.rules")))?;
     let trace = read_trace(&dir.join(format!("{set}.trace.gz")), 65_536)?;
-    let rules = keys.iter().map(|k| rule_of(k)).collect::<Vec<_>>();
+    let rules = keys.iter().map(rule_of).collect::<Vec<_>>();
     let acl = Acl {
         id: 1,
         tag: set.into(),
