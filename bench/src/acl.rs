@@ -183,7 +183,7 @@ fn flate2_reader(p: &Path) -> anyhow::Result<impl std::io::Read> {
 }
 
 /// A 64-byte Ethernet/IPv4 frame carrying `k` (ports, or ICMP type/code, in the first L4 bytes).
-fn frame(k: &PacketKey) -> Vec<u8> {
+pub fn frame(k: &PacketKey) -> Vec<u8> {
     let mut f = vec![0u8; 64];
     f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
     f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 9]);
@@ -215,7 +215,7 @@ fn frame(k: &PacketKey) -> Vec<u8> {
 }
 
 /// The forwarding graph with a default route out, ACL list `acl` on pg0's input, and `images`.
-fn acl_runtime(
+pub fn acl_runtime(
     o: &RunOptions,
     acl: Acl,
     images: Vec<Vec<u8>>,

@@ -357,3 +357,39 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
 pub fn addr(a: u32) -> Ipv4Addr {
     Ipv4Addr::from_bits(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes: a key or `None`, never a panic; ports only when the L4 header is there.
+        #[test]
+        fn packet_key_never_panics(d in prop::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(k) = packet_key(&d) {
+                prop_assert!(d.len() >= 20);
+                prop_assert_eq!(k.proto, d[9]);
+            }
+        }
+    }
+
+    #[test]
+    fn ports_flags_and_fragments() {
+        let mut d = vec![0u8; 40];
+        d[0] = 0x45;
+        d[9] = 6;
+        d[20..22].copy_from_slice(&1234u16.to_be_bytes());
+        d[22..24].copy_from_slice(&80u16.to_be_bytes());
+        d[33] = 0x12;
+        let k = packet_key(&d).unwrap();
+        assert_eq!((k.sport, k.dport, k.tcp_flags), (1234, 80, 0x12));
+        assert!(
+            packet_key(&d[..30]).is_none(),
+            "TCP header cut before the flags"
+        );
+        d[7] = 1; // fragment offset 8: no L4 header in this fragment
+        let k = packet_key(&d[..24]).unwrap();
+        assert_eq!((k.sport, k.dport), (0, 0));
+    }
+}
