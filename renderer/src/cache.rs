@@ -121,6 +121,49 @@ impl Changes {
     }
 }
 
+impl fmt::Display for Changes {
+    /// One line per change, then the rules of new tables; used by logs and golden tests.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pods = |p: &BTreeSet<PodKey>| {
+            p.iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for t in &self.new_tables {
+            writeln!(f, "new {} pods [{}]", t.id, pods(&t.pods))?;
+            for r in t.rules.iter() {
+                writeln!(f, "    {r}")?;
+            }
+        }
+        for t in &self.removed_tables {
+            writeln!(f, "removed {} pods [{}]", t.id, pods(&t.pods))?;
+        }
+        for t in &self.reassigned_tables {
+            writeln!(
+                f,
+                "reassigned {} pods [{}] was [{}]",
+                t.id,
+                pods(&t.pods),
+                pods(&t.previous_pods)
+            )?;
+        }
+        if let Some(g) = &self.global_table {
+            writeln!(f, "global {}", g.id)?;
+            for r in &g.rules {
+                writeln!(f, "    {r}")?;
+            }
+        }
+        for e in &self.errors {
+            writeln!(f, "error {e}")?;
+        }
+        if self.is_empty() && self.errors.is_empty() {
+            writeln!(f, "no changes")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug)]
 struct TableEntry {
     rules: Arc<[Rule]>,
