@@ -12,6 +12,7 @@ use crate::error::PolicyError;
 use crate::index::{Dirty, Index, PodId};
 use crate::model::{Cluster, Namespace, Pod, PodKey, PolicyKey};
 use crate::policy::NetworkPolicy;
+use crate::ports::PortSet;
 use crate::rule::{Action, Rule};
 use crate::selector::Labels;
 use crate::tables::{self, IngressKey, PodRules, TableKey};
@@ -209,10 +210,17 @@ pub struct Renderer {
     /// Ingress sections by key, shared by every pod (and table) with that key.
     ingress_cache: HashMap<IngressKey, Arc<[Rule]>>,
     /// Local egress-isolated pods, by address: the sources with sections.
-    egress_local: BTreeSet<(Ipv4Addr, PodId)>,
-    egress_addr: HashMap<PodId, Ipv4Addr>,
+    /// (The pod key breaks ties between pods that briefly share an address, so the order
+    /// does not depend on the history.)
+    egress_local: BTreeSet<(Ipv4Addr, PodKey, PodId)>,
+    egress_addr: HashMap<PodId, (Ipv4Addr, PodKey)>,
     /// Global-table sections of restricted local pods.
     egress_sections: HashMap<PodId, Arc<[Rule]>>,
+    /// Per local pod B, per restricting local pod A: the meeting of A's egress and B's ingress
+    /// (see `tables::pair`). Dropped for B when B is marked, for A when A's egress is.
+    pairs: HashMap<PodId, HashMap<PodId, Option<PortSet>>>,
+    /// The key each local pod's table was last built from.
+    keys: HashMap<PodId, TableKey>,
     assignment: HashMap<PodId, (PodKey, String)>,
     tables: BTreeMap<String, TableEntry>,
     global: GlobalTable,
@@ -285,6 +293,8 @@ impl Renderer {
             egress_local: BTreeSet::new(),
             egress_addr: HashMap::new(),
             egress_sections: HashMap::new(),
+            pairs: HashMap::new(),
+            keys: HashMap::new(),
             assignment: HashMap::new(),
             tables: BTreeMap::new(),
             global: GlobalTable {
@@ -474,8 +484,8 @@ impl Renderer {
         // Sources with sections, and the global table's sections.
         let mut global_dirty = false;
         for id in &d.egress {
-            if let Some(ip) = self.egress_addr.remove(id) {
-                self.egress_local.remove(&(ip, *id));
+            if let Some((ip, key)) = self.egress_addr.remove(id) {
+                self.egress_local.remove(&(ip, key, *id));
             }
             let restricted = self
                 .idx
@@ -483,8 +493,8 @@ impl Renderer {
                 .get(id)
                 .filter(|e| e.local && self.idx.egress_isolated(e));
             if let Some(e) = restricted {
-                self.egress_local.insert((e.ip, *id));
-                self.egress_addr.insert(*id, e.ip);
+                self.egress_local.insert((e.ip, e.pod.key(), *id));
+                self.egress_addr.insert(*id, (e.ip, e.pod.key()));
             }
             let section = restricted.and_then(|e| tables::egress_section(&self.idx, e));
             let changed = match (&section, self.egress_sections.get(id)) {
@@ -505,6 +515,16 @@ impl Renderer {
             }
         }
 
+        // Cached meetings of egress and ingress that the marks make stale.
+        for b in &d.pods {
+            self.pairs.remove(b);
+        }
+        if !d.egress.is_empty() {
+            for col in self.pairs.values_mut() {
+                col.retain(|a, _| !d.egress.contains(a));
+            }
+        }
+
         // Local tables of the marked pods.
         let mut targets: Vec<PodId> = if d.all_local {
             self.idx
@@ -518,14 +538,30 @@ impl Renderer {
         };
         targets.sort_unstable();
         targets.dedup();
-        let egress_local: Vec<(Ipv4Addr, PodId)> = self.egress_local.iter().copied().collect();
+        let egress_local: Vec<(Ipv4Addr, PodId)> = self
+            .egress_local
+            .iter()
+            .map(|(ip, _, id)| (*ip, *id))
+            .collect();
         let mut memo: HashMap<TableKey, Option<Interned>> = HashMap::new();
         let mut before: BTreeMap<String, Option<TableEntry>> = BTreeMap::new();
         for id in targets {
             let new = match self.idx.pods.get(&id).filter(|e| e.local) {
-                None => None,
+                None => {
+                    self.keys.remove(&id);
+                    self.pairs.remove(&id);
+                    None
+                }
                 Some(e) => {
-                    let key = tables::table_key(&self.idx, id, e, &egress_local);
+                    let pairs = self.pairs.entry(id).or_default();
+                    let key = tables::table_key(&self.idx, id, e, &egress_local, pairs);
+                    // Marked only because some local pod's egress changed, and that did not
+                    // change this pod's key: its ingress section is untouched too (a change
+                    // there marks the pod), so the table is the same.
+                    if !d.pods.contains(&id) && self.keys.get(&id) == Some(&key) {
+                        continue;
+                    }
+                    self.keys.insert(id, key.clone());
                     match memo.get(&key) {
                         Some(t) => t.clone(),
                         None => {
@@ -602,7 +638,7 @@ impl Renderer {
 
         if global_dirty {
             let mut rules = Vec::new();
-            for (_, id) in &self.egress_local {
+            for (_, _, id) in &self.egress_local {
                 if let Some(s) = self.egress_sections.get(id) {
                     rules.extend_from_slice(s);
                 }

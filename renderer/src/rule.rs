@@ -438,25 +438,30 @@ impl Rule {
             .then(self.action.cmp(&other.action))
     }
 
-    /// A stable 64-bit digest of the rule (FNV-1a over a fixed byte layout), used for table ids.
-    pub(crate) fn digest(&self, h: &mut Fnv) {
-        h.write(&[match self.action {
-            Action::Permit => 1,
-            Action::Deny => 2,
-        }]);
-        h.write(&self.src.addr.to_be_bytes());
-        h.write(&[self.src.len]);
-        h.write(&self.dst.addr.to_be_bytes());
-        h.write(&[self.dst.len]);
+    /// Feeds the rule into a content digest (for table ids): three words, a fixed layout.
+    pub(crate) fn digest(&self, h: &mut Digest) {
         let (tag, n) = match self.protocol {
-            Protocol::Any => (0u8, 0u8),
-            p => (1, p.number().unwrap_or(0)),
+            Protocol::Any => (0u64, 0u64),
+            p => (1, u64::from(p.number().unwrap_or(0))),
         };
-        h.write(&[tag, n]);
-        h.write(&self.src_ports.lo.to_be_bytes());
-        h.write(&self.src_ports.hi.to_be_bytes());
-        h.write(&self.dst_ports.lo.to_be_bytes());
-        h.write(&self.dst_ports.hi.to_be_bytes());
+        let action = match self.action {
+            Action::Permit => 1u64,
+            Action::Deny => 2,
+        };
+        h.write(u64::from(self.src.addr) << 32 | u64::from(self.dst.addr));
+        h.write(
+            action
+                | u64::from(self.src.len) << 8
+                | u64::from(self.dst.len) << 16
+                | tag << 24
+                | n << 32,
+        );
+        h.write(
+            u64::from(self.src_ports.lo) << 48
+                | u64::from(self.src_ports.hi) << 32
+                | u64::from(self.dst_ports.lo) << 16
+                | u64::from(self.dst_ports.hi),
+        );
     }
 }
 
@@ -475,24 +480,27 @@ impl fmt::Display for Rule {
     }
 }
 
-/// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not promised to be).
+/// A 64-bit word hash with fixed constants: stable across builds and platforms (std's hasher
+/// is not promised to be), and a word at a time because table ids hash every rule.
 #[derive(Clone, Copy)]
-pub(crate) struct Fnv(u64);
+pub(crate) struct Digest(u64);
 
-impl Fnv {
-    pub(crate) fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl Digest {
+    pub(crate) fn new() -> Digest {
+        Digest(0x243f_6a88_85a3_08d3)
     }
 
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+    pub(crate) fn write(&mut self, w: u64) {
+        self.0 = (self.0 ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 32;
     }
 
+    /// The splitmix64 finalizer, so every input bit reaches every output bit.
     pub(crate) fn finish(self) -> u64 {
-        self.0
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 

@@ -19,14 +19,14 @@
 //! ingress rule can only be a subset of a section rule if its source is that /32, and such
 //! rules are dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use crate::index::{Dir, Index, PodEntry, PodId, PolicyId};
 use crate::model::{ContainerPort, Pod};
 use crate::policy::{CPeer, CPortRef, CRule};
 use crate::ports::{section, PortSet};
-use crate::rule::{Action, Fnv, Ipv4Net, PortRange, Protocol, Rule};
+use crate::rule::{Action, Digest, Ipv4Net, PortRange, Protocol, Rule};
 
 /// What B's ingress section depends on: the policies isolating it for ingress and, when any of
 /// their rules names a port, B's container ports.
@@ -205,28 +205,46 @@ pub(crate) fn sort_dedup(v: &mut Vec<Rule>) {
     v.dedup();
 }
 
-/// The key of B's local table; `egress_local` lists the local egress-isolated pods by address.
+/// What local egress-isolated pod A may open to local pod B where both restrictions meet:
+/// None when A's egress does not restrict B (B's own rules decide), else the admitted set.
+pub(crate) fn pair(
+    idx: &Index,
+    a_id: PodId,
+    b_id: PodId,
+    b: &PodEntry,
+    isolated: bool,
+) -> Option<PortSet> {
+    let a = &idx.pods[&a_id];
+    let e = egress_ports(idx, a, b_id, b);
+    if e.is_all() {
+        return None;
+    }
+    Some(if isolated {
+        e.intersect(&ingress_ports(idx, b, a_id, a.ip))
+    } else {
+        e
+    })
+}
+
+/// The key of B's local table; `egress_local` lists the local egress-isolated pods by address
+/// and `pairs` caches [`pair`] results for B by A (the caller drops stale entries).
 pub(crate) fn table_key(
     idx: &Index,
     b_id: PodId,
     b: &PodEntry,
     egress_local: &[(Ipv4Addr, PodId)],
+    pairs: &mut HashMap<PodId, Option<PortSet>>,
 ) -> TableKey {
     let ingress = ingress_key(idx, b);
+    let isolated = ingress.is_some();
     let mut sections = Vec::new();
     for &(a_ip, a_id) in egress_local {
-        let a = &idx.pods[&a_id];
-        let e = egress_ports(idx, a, b_id, b);
-        if e.is_all() {
-            // A's egress does not restrict what it opens to B: B's own rules decide.
-            continue;
+        let p = pairs
+            .entry(a_id)
+            .or_insert_with(|| pair(idx, a_id, b_id, b, isolated));
+        if let Some(set) = p {
+            sections.push((a_ip, set.clone()));
         }
-        let i = if ingress.is_some() {
-            ingress_ports(idx, b, a_id, a_ip)
-        } else {
-            PortSet::All
-        };
-        sections.push((a_ip, e.intersect(&i)));
     }
     TableKey { ingress, sections }
 }
@@ -404,8 +422,8 @@ pub(crate) fn pod_rules(idx: &Index, b: &PodEntry) -> PodRules {
 
 /// Stable content id of a rule list.
 pub(crate) fn content_id(prefix: &str, rules: &[Rule]) -> String {
-    let mut h = Fnv::new();
-    h.write(&(rules.len() as u64).to_be_bytes());
+    let mut h = Digest::new();
+    h.write(rules.len() as u64);
     for r in rules {
         r.digest(&mut h);
     }

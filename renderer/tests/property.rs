@@ -160,10 +160,15 @@ fn incremental(seed: u64) {
         steps += 1;
         let batch = rng.gen_range(1..=3);
         let mut txns: Vec<Ev> = Vec::new();
+        let mut next = cur.clone();
         for _ in 0..batch {
             if rng.gen_bool(0.3) {
-                txns.push(churn(&mut rng, &cur, &namespaces, &ips));
+                // Drawn against the batch so far, so two readdresses never pick one address.
+                let ev = churn(&mut rng, &next, &namespaces, &ips);
+                ev.apply(&mut next);
+                txns.push(ev);
             } else if i < events.len() {
+                events[i].apply(&mut next);
                 txns.push(events[i].clone());
                 i += 1;
             }
