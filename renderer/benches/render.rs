@@ -5,6 +5,7 @@
 //!
 //! `cargo bench -p vpg-renderer --bench render` (prints the memory of each rendered state on
 //! stderr first).
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
