@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
+use crate::fast::FastMap;
 use crate::index::{Dirty, Index, PodId};
 use crate::model::{Cluster, Namespace, Pod, PodKey, PolicyKey};
 use crate::policy::NetworkPolicy;
@@ -208,20 +209,20 @@ enum Op {
 pub struct Renderer {
     idx: Index,
     /// Ingress sections by key, shared by every pod (and table) with that key.
-    ingress_cache: HashMap<IngressKey, Arc<[Rule]>>,
+    ingress_cache: FastMap<IngressKey, Arc<[Rule]>>,
     /// Local egress-isolated pods, by address: the sources with sections.
     /// (The pod key breaks ties between pods that briefly share an address, so the order
     /// does not depend on the history.)
     egress_local: BTreeSet<(Ipv4Addr, PodKey, PodId)>,
-    egress_addr: HashMap<PodId, (Ipv4Addr, PodKey)>,
+    egress_addr: FastMap<PodId, (Ipv4Addr, PodKey)>,
     /// Global-table sections of restricted local pods.
-    egress_sections: HashMap<PodId, Arc<[Rule]>>,
+    egress_sections: FastMap<PodId, Arc<[Rule]>>,
     /// Per local pod B, per restricting local pod A: the meeting of A's egress and B's ingress
     /// (see `tables::pair`). Dropped for B when B is marked, for A when A's egress is.
-    pairs: HashMap<PodId, HashMap<PodId, Option<PortSet>>>,
+    pairs: FastMap<PodId, FastMap<PodId, Option<PortSet>>>,
     /// The key each local pod's table was last built from.
-    keys: HashMap<PodId, TableKey>,
-    assignment: HashMap<PodId, (PodKey, String)>,
+    keys: FastMap<PodId, TableKey>,
+    assignment: FastMap<PodId, (PodKey, String)>,
     tables: BTreeMap<String, TableEntry>,
     global: GlobalTable,
 }
@@ -289,13 +290,13 @@ impl Renderer {
         let rules = vec![Rule::all(Action::Permit)];
         Renderer {
             idx: Index::new(node),
-            ingress_cache: HashMap::new(),
+            ingress_cache: Default::default(),
             egress_local: BTreeSet::new(),
-            egress_addr: HashMap::new(),
-            egress_sections: HashMap::new(),
-            pairs: HashMap::new(),
-            keys: HashMap::new(),
-            assignment: HashMap::new(),
+            egress_addr: Default::default(),
+            egress_sections: Default::default(),
+            pairs: Default::default(),
+            keys: Default::default(),
+            assignment: Default::default(),
             tables: BTreeMap::new(),
             global: GlobalTable {
                 id: tables::content_id("gt-", &rules),
@@ -543,7 +544,7 @@ impl Renderer {
             .iter()
             .map(|(ip, _, id)| (*ip, *id))
             .collect();
-        let mut memo: HashMap<TableKey, Option<Interned>> = HashMap::new();
+        let mut memo: FastMap<TableKey, Option<Interned>> = FastMap::default();
         let mut before: BTreeMap<String, Option<TableEntry>> = BTreeMap::new();
         for id in targets {
             let new = match self.idx.pods.get(&id).filter(|e| e.local) {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use crate::error::PolicyError;
+use crate::fast::{FastMap, FastSet};
 use crate::model::{Pod, PodKey, PolicyKey};
 use crate::policy::{compile, CPeer, Compiled, NetworkPolicy, NsSel};
 use crate::rule::Protocol;
@@ -57,9 +58,9 @@ pub(crate) struct PolicyEntry {
     pub key: PolicyKey,
     pub c: Compiled,
     /// Selected pods per rule and peer (`[dir][rule][peer]`; empty for ipBlock peers).
-    pub matched: [Vec<Vec<HashSet<PodId>>>; 2],
+    pub matched: [Vec<Vec<FastSet<PodId>>>; 2],
     /// Local pods this policy applies to.
-    pub selected_local: HashSet<PodId>,
+    pub selected_local: FastSet<PodId>,
 }
 
 impl PolicyEntry {
@@ -70,7 +71,7 @@ impl PolicyEntry {
         }
     }
 
-    pub(crate) fn matched(&self, dir: Dir, rule: usize, peer: usize) -> &HashSet<PodId> {
+    pub(crate) fn matched(&self, dir: Dir, rule: usize, peer: usize) -> &FastSet<PodId> {
         &self.matched[dir as usize][rule][peer]
     }
 }
@@ -79,13 +80,13 @@ impl PolicyEntry {
 #[derive(Default, Debug)]
 pub(crate) struct Dirty {
     /// Local pods (or formerly local pods) whose local table must be recomputed.
-    pub pods: HashSet<PodId>,
+    pub pods: FastSet<PodId>,
     /// Every local pod's table (a local pod's egress restrictions changed).
     pub all_local: bool,
     /// Local pods whose egress section of the global table must be recomputed.
-    pub egress: HashSet<PodId>,
+    pub egress: FastSet<PodId>,
     /// Policies whose ingress sections are stale.
-    pub ingress_policies: HashSet<PolicyId>,
+    pub ingress_policies: FastSet<PolicyId>,
 }
 
 impl Dirty {
@@ -103,26 +104,26 @@ pub(crate) struct Index {
     pub node: String,
     pub namespaces: HashMap<String, Labels>,
     pub pod_ids: HashMap<PodKey, PodId>,
-    pub pods: HashMap<PodId, PodEntry>,
-    pub pending: HashMap<PodId, Pod>,
+    pub pods: FastMap<PodId, PodEntry>,
+    pub pending: FastMap<PodId, Pod>,
     next_pod: PodId,
     pub policy_ids: HashMap<PolicyKey, PolicyId>,
-    pub policies: HashMap<PolicyId, PolicyEntry>,
+    pub policies: FastMap<PolicyId, PolicyEntry>,
     next_policy: PolicyId,
     /// Policies skipped because they are invalid, with why.
     pub errors: BTreeMap<PolicyKey, PolicyError>,
-    ns_pods: HashMap<String, HashSet<PodId>>,
+    ns_pods: HashMap<String, FastSet<PodId>>,
     ns_policies: HashMap<String, BTreeSet<PolicyId>>,
     /// Peers that can select pods of a namespace; rebuilt lazily.
     ns_peer_cache: HashMap<String, Vec<PeerRef>>,
     /// Pods carrying each (port name, protocol).
-    pub named_ports: HashMap<(String, Protocol), HashSet<PodId>>,
+    pub named_ports: HashMap<(String, Protocol), FastSet<PodId>>,
     /// Policies with an egress rule that has named ports and destinations that are not pod
     /// selectors (every destination or an ipBlock): their rules depend on every pod carrying
     /// that port name.
-    open_named: HashSet<PolicyId>,
+    open_named: FastSet<PolicyId>,
     /// Pods on this node (with an IP).
-    pub local_pods: HashSet<PodId>,
+    pub local_pods: FastSet<PodId>,
 }
 
 fn empty_labels() -> &'static Labels {
@@ -134,21 +135,21 @@ impl Index {
     pub(crate) fn new(node: &str) -> Index {
         Index {
             node: node.to_string(),
-            namespaces: HashMap::new(),
-            pod_ids: HashMap::new(),
-            pods: HashMap::new(),
-            pending: HashMap::new(),
+            namespaces: Default::default(),
+            pod_ids: Default::default(),
+            pods: Default::default(),
+            pending: Default::default(),
             next_pod: 0,
-            policy_ids: HashMap::new(),
-            policies: HashMap::new(),
+            policy_ids: Default::default(),
+            policies: Default::default(),
             next_policy: 0,
             errors: BTreeMap::new(),
-            ns_pods: HashMap::new(),
-            ns_policies: HashMap::new(),
-            ns_peer_cache: HashMap::new(),
-            named_ports: HashMap::new(),
-            open_named: HashSet::new(),
-            local_pods: HashSet::new(),
+            ns_pods: Default::default(),
+            ns_policies: Default::default(),
+            ns_peer_cache: Default::default(),
+            named_ports: Default::default(),
+            open_named: Default::default(),
+            local_pods: Default::default(),
         }
     }
 
@@ -465,7 +466,7 @@ impl Index {
         self.ns_peer_cache.clear();
 
         // Local pods it selects.
-        let mut selected_local = HashSet::new();
+        let mut selected_local: FastSet<PodId> = FastSet::default();
         for id in self.ns_pods.get(&p.namespace).into_iter().flatten() {
             let e = &self.pods[id];
             if e.local && c.pod_selector.matches(&e.pod.labels) {
@@ -473,7 +474,7 @@ impl Index {
             }
         }
         // Pods each pod peer selects.
-        let mut matched: [Vec<Vec<HashSet<PodId>>>; 2] = [Vec::new(), Vec::new()];
+        let mut matched: [Vec<Vec<FastSet<PodId>>>; 2] = [Vec::new(), Vec::new()];
         let mut open_named_egress = false;
         for dir in [Dir::Ingress, Dir::Egress] {
             let rules = match dir {
@@ -490,7 +491,7 @@ impl Index {
                     open_named_egress |= open;
                 }
                 for (pi, peer) in r.peers.iter().flatten().enumerate() {
-                    let mut set = HashSet::new();
+                    let mut set: FastSet<PodId> = FastSet::default();
                     if let CPeer::Pods { ns, pods } = peer {
                         let namespaces: Vec<String> = match ns {
                             NsSel::Own => vec![p.namespace.clone()],

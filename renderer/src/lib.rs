@@ -22,6 +22,7 @@
 
 pub mod cache;
 pub mod error;
+mod fast;
 mod index;
 pub mod kube;
 pub mod model;

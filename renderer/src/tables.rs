@@ -19,9 +19,9 @@
 //! ingress rule can only be a subset of a section rule if its source is that /32, and such
 //! rules are dropped.
 
-use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use crate::fast::FastMap;
 use crate::index::{Dir, Index, PodEntry, PodId, PolicyId};
 use crate::model::{ContainerPort, Pod};
 use crate::policy::{CPeer, CPortRef, CRule};
@@ -233,7 +233,7 @@ pub(crate) fn table_key(
     b_id: PodId,
     b: &PodEntry,
     egress_local: &[(Ipv4Addr, PodId)],
-    pairs: &mut HashMap<PodId, Option<PortSet>>,
+    pairs: &mut FastMap<PodId, Option<PortSet>>,
 ) -> TableKey {
     let ingress = ingress_key(idx, b);
     let isolated = ingress.is_some();
@@ -254,14 +254,15 @@ pub(crate) fn local_table(key: &TableKey, ingress: Option<&[Rule]>) -> Option<Ve
     if key.ingress.is_none() && key.sections.is_empty() {
         return None;
     }
-    let mut out = Vec::new();
-    let mut decided = HashSet::new();
+    let mut out = Vec::with_capacity(ingress.map_or(0, <[Rule]>::len) + 2 * key.sections.len() + 1);
+    let mut decided: Vec<Ipv4Addr> = Vec::with_capacity(key.sections.len());
     for (ip, set) in &key.sections {
         section(*ip, set, &mut out);
-        decided.insert(Ipv4Net::host(*ip));
+        decided.push(*ip);
     }
+    decided.sort_unstable();
     for r in ingress.unwrap_or(&[]) {
-        if !decided.contains(&r.src) {
+        if r.src.prefix_len() != 32 || decided.binary_search(&r.src.addr()).is_err() {
             out.push(*r);
         }
     }
