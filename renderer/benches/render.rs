@@ -1,0 +1,229 @@
+//! Renderer cost at scale: a full render of one node, and single events (pod added and
+//! removed, pod relabelled, policy changed) at 1k pods / 100 policies and 10k pods / 1k
+//! policies, pods spread over 100 nodes. An event's cost must not grow with the square of the
+//! pods: compare the two scales.
+//!
+//! `cargo bench -p vpg-renderer --bench render` (prints the memory of each rendered state on
+//! stderr first).
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use vpg_renderer::{Cluster, ContainerPort, Namespace, NetworkPolicy, Pod, Protocol, Renderer};
+
+const NODES: usize = 100;
+const PODS_PER_NS: usize = 100;
+const APPS: usize = 10;
+
+fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn pod(ns: usize, i: usize, app: usize) -> Pod {
+    let n = ns * PODS_PER_NS + i;
+    Pod {
+        namespace: format!("ns{ns}"),
+        name: format!("pod{i}"),
+        labels: labels(&[
+            ("app", format!("app{app}")),
+            ("tier", if i % 2 == 0 { "front" } else { "back" }.into()),
+        ]),
+        ip: Some(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
+        // Spread so each node holds pods of every app.
+        node: format!("node-{}", (i + ns) % NODES),
+        ports: vec![
+            ContainerPort {
+                name: Some("http".into()),
+                port: 8080 + (app % 2) as u16,
+                protocol: Protocol::Tcp,
+            },
+            ContainerPort {
+                name: Some("dns".into()),
+                port: 53,
+                protocol: Protocol::Udp,
+            },
+        ],
+    }
+}
+
+/// Policy `k` of namespace `ns`: app k accepts app k+1 on 8080 and front-tier pods of one team
+/// on its named port `http`; every third also limits egress to app k+2 on 5432-5433, DNS pods
+/// of namespace 0 by name, and an outside block minus exceptions.
+fn policy(ns: usize, k: usize, port: u16) -> NetworkPolicy {
+    let team = ns % 10;
+    let egress = if k % 3 == 0 {
+        format!(
+            r#", "policyTypes": ["Ingress", "Egress"], "egress": [
+              {{"to": [{{"podSelector": {{"matchLabels": {{"app": "app{}"}}}}}}], "ports": [{{"port": 5432, "endPort": 5433}}]}},
+              {{"to": [{{"namespaceSelector": {{"matchLabels": {{"team": "team0"}}}}, "podSelector": {{"matchLabels": {{"app": "app0"}}}}}}], "ports": [{{"port": "dns", "protocol": "UDP"}}]}},
+              {{"to": [{{"ipBlock": {{"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}}}]}}]"#,
+            (k + 2) % APPS
+        )
+    } else {
+        String::new()
+    };
+    let spec = format!(
+        r#"{{"podSelector": {{"matchLabels": {{"app": "app{k}"}}}},
+            "ingress": [
+              {{"from": [{{"podSelector": {{"matchLabels": {{"app": "app{}"}}}}}}], "ports": [{{"port": {port}}}]}},
+              {{"from": [{{"namespaceSelector": {{"matchLabels": {{"team": "team{team}"}}}},
+                          "podSelector": {{"matchExpressions": [{{"key": "tier", "operator": "In", "values": ["front"]}}]}}}}],
+                "ports": [{{"port": "http"}}]}}]{egress}}}"#,
+        (k + 1) % APPS
+    );
+    NetworkPolicy {
+        namespace: format!("ns{ns}"),
+        name: format!("p{k}"),
+        spec: serde_json::from_str(&spec).expect("bench policy parses"),
+    }
+}
+
+/// `pods` pods in `pods / 100` namespaces with 10 apps each, `pods / 10` policies.
+fn cluster(pods: usize) -> Cluster {
+    let namespaces = pods / PODS_PER_NS;
+    let mut c = Cluster::default();
+    for ns in 0..namespaces {
+        c.namespaces.push(Namespace {
+            name: format!("ns{ns}"),
+            labels: labels(&[("team", format!("team{}", ns % 10))]),
+        });
+        for i in 0..PODS_PER_NS {
+            c.pods.push(pod(ns, i, i % APPS));
+        }
+        for k in 0..APPS {
+            c.policies.push(policy(ns, k, 8080));
+        }
+    }
+    c
+}
+
+fn rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn report_memory() {
+    for pods in [1_000, 10_000] {
+        let c = cluster(pods);
+        let before = rss_kib();
+        let r = Renderer::render("node-0", &c);
+        let after = rss_kib();
+        let t = r.tables();
+        let rules: usize = t.local_tables.iter().map(|t| t.rules.len()).sum();
+        eprintln!(
+            "{pods} pods / {} policies, node-0: {} local tables ({} rules), global table {} rules, RSS +{} KiB",
+            c.policies.len(),
+            t.local_tables.len(),
+            rules,
+            t.global_table.rules.len(),
+            after.zip(before).map_or(0, |(a, b)| a.saturating_sub(b)),
+        );
+        drop(r);
+    }
+}
+
+fn full(c: &mut Criterion) {
+    let mut g = c.benchmark_group("render-full");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for pods in [1_000, 10_000] {
+        let cl = cluster(pods);
+        g.bench_with_input(BenchmarkId::from_parameter(pods), &cl, |b, cl| {
+            b.iter(|| black_box(Renderer::render("node-0", cl)))
+        });
+    }
+    g.finish();
+}
+
+fn events(c: &mut Criterion) {
+    let mut g = c.benchmark_group("render-event");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    for pods in [1_000, 10_000] {
+        let cl = cluster(pods);
+        let mut r = Renderer::render("node-0", &cl);
+
+        // A remote pod of ns0 (app1: a source for app0's local pods) added, then removed.
+        let remote = Pod {
+            name: "extra".into(),
+            node: "node-7".into(),
+            ip: Some(Ipv4Addr::new(10, 200, 0, 7)),
+            ..pod(0, 1, 1)
+        };
+        g.bench_function(BenchmarkId::new("remote-pod-add-remove", pods), |b| {
+            b.iter(|| {
+                let mut t = r.txn();
+                t.update_pod(remote.clone());
+                black_box(t.commit());
+                let mut t = r.txn();
+                t.remove_pod(&remote.key());
+                black_box(t.commit());
+            })
+        });
+
+        // A local pod (node-0) of app3 (egress-isolated: its egress folds into every local
+        // table) added, then removed.
+        let local = Pod {
+            name: "extra-local".into(),
+            node: "node-0".into(),
+            ip: Some(Ipv4Addr::new(10, 200, 0, 8)),
+            ..pod(0, 3, 3)
+        };
+        g.bench_function(BenchmarkId::new("local-pod-add-remove", pods), |b| {
+            b.iter(|| {
+                let mut t = r.txn();
+                t.update_pod(local.clone());
+                black_box(t.commit());
+                let mut t = r.txn();
+                t.remove_pod(&local.key());
+                black_box(t.commit());
+            })
+        });
+
+        // A remote pod relabelled app1 -> app2 and back.
+        let a = pod(0, 11, 1);
+        let b2 = Pod {
+            labels: labels(&[("app", "app2".into()), ("tier", "back".into())]),
+            ..a.clone()
+        };
+        g.bench_function(BenchmarkId::new("pod-relabel-twice", pods), |b| {
+            b.iter(|| {
+                let mut t = r.txn();
+                t.update_pod(b2.clone());
+                black_box(t.commit());
+                let mut t = r.txn();
+                t.update_pod(a.clone());
+                black_box(t.commit());
+            })
+        });
+
+        // Policy p0 of ns0 (selects node-0's app0 pods) changes port and back.
+        let p1 = policy(0, 0, 8081);
+        let p0 = policy(0, 0, 8080);
+        g.bench_function(BenchmarkId::new("policy-change-twice", pods), |b| {
+            b.iter(|| {
+                let mut t = r.txn();
+                t.update_policy(p1.clone());
+                black_box(t.commit());
+                let mut t = r.txn();
+                t.update_policy(p0.clone());
+                black_box(t.commit());
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, full, events);
+
+fn main() {
+    report_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

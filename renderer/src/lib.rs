@@ -1,0 +1,43 @@
+//! vpg's policy renderer: Kubernetes NetworkPolicy → per-pod rules → local tables shared by
+//! pods with identical rules, plus exactly one global table per node (the renderer cache
+//! Contiv-VPP introduced, in its egress orientation). `docs/renderer.md` explains the algorithm.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`model`] | input records: [`Namespace`], [`Pod`], [`Cluster`] |
+//! | [`policy`] | `networking.k8s.io/v1` NetworkPolicy `spec` as serde types, and their checks |
+//! | [`selector`] | label selectors |
+//! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
+//! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
+//! | [`kube`] | reading `kubectl get namespaces,pods,networkpolicies -A -o json` (or YAML) |
+//! | [`reference`] | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
+//!
+//! Meaning of the tables: a connection from A to B is allowed iff (when A and B are on
+//! different nodes, or B is no pod) the first matching rule of A's node's global table permits
+//! it, and the first matching rule of B's local table permits it; no local table means allowed,
+//! a table with no matching rule denies. Replies are let through by reflective sessions on the
+//! input side, so only connection set-up meets the tables.
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod error;
+mod fast;
+mod index;
+pub mod kube;
+pub mod model;
+pub mod policy;
+mod ports;
+pub mod reference;
+pub mod rule;
+pub mod selector;
+mod tables;
+
+pub use cache::{
+    labels, Changes, GlobalTable, LocalTable, NodeTables, Reassigned, Renderer, TableChange, Txn,
+};
+pub use error::{LoadError, ParseError, PolicyError};
+pub use model::{Cluster, ContainerPort, Namespace, ObjectKey, Pod, PodKey, PolicyKey};
+pub use policy::{NetworkPolicy, NetworkPolicySpec};
+pub use rule::{first_match, subtract, Action, Ipv4Net, PortRange, Protocol, Rule};
+pub use tables::PodRules;
