@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the reflection benchmarks.
+fn main() {}
