@@ -20,7 +20,8 @@ use crate::reflector::Change;
 /// One change stream per kind.
 pub type Sources = Vec<(Kind, BoxStream<'static, Change>)>;
 
-fn kube_stream<K: Reflect>(
+/// Watches one kind on a Kubernetes API server.
+pub fn kube_stream<K: Reflect>(
     client: Client,
     cfg: watcher::Config,
 ) -> (Kind, BoxStream<'static, Change>) {
