@@ -248,3 +248,72 @@ async fn etcd_wiped_data_triggers_full_resync() {
     assert_eq!(counts.writes() - before, 7, "everything rewritten once");
     r.shutdown().await;
 }
+
+async fn next(w: &mut vpg_ksr::store::WatchStream) -> vpg_ksr::store::StoreEvent {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_store_get_put_list_watch() {
+    use futures::StreamExt;
+    use vpg_ksr::store::{Op, StoreEvent};
+    let Some(etcd) = Etcd::start() else { return };
+    let s = etcd.connect().await;
+    let r1 = s.put("/vpg/v1/pod/a/x", b"1").await.unwrap();
+    let r2 = s
+        .apply(vec![
+            Op::Put("/vpg/v1/pod/a/y".into(), b"2".to_vec()),
+            Op::Put("/vpg/v1/node/n".into(), b"3".to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r2.revision, r1.revision + 1, "a batch is one revision");
+    assert_eq!(r1.epoch, r2.epoch);
+    assert_eq!(
+        s.get("/vpg/v1/pod/a/y").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    let l = s.list("/vpg/v1/pod/").await.unwrap();
+    assert_eq!(l.items.len(), 2);
+    assert_eq!(l.rev.revision, r2.revision);
+    // Watch from the first revision: history first, then live changes, only under the prefix.
+    let mut w = s.watch("/vpg/v1/pod/", r1.revision).await.unwrap();
+    assert_eq!(
+        next(&mut w).await,
+        StoreEvent {
+            revision: r1.revision,
+            key: "/vpg/v1/pod/a/x".into(),
+            value: Some(b"1".to_vec())
+        }
+    );
+    assert_eq!(next(&mut w).await.key, "/vpg/v1/pod/a/y");
+    let r3 = s.delete("/vpg/v1/pod/a/x").await.unwrap();
+    assert_eq!(
+        next(&mut w).await,
+        StoreEvent {
+            revision: r3.revision,
+            key: "/vpg/v1/pod/a/x".into(),
+            value: None
+        }
+    );
+    // Compaction: a watch from before it is refused.
+    let mut c = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
+    c.compact(r3.revision as i64, None).await.unwrap();
+    let mut w = s.watch("/vpg/v1/pod/", r1.revision).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, vpg_ksr::StoreError::Compacted { .. }),
+        "{err:?}"
+    );
+}
