@@ -15,6 +15,7 @@ use crate::interface::{check_address, check_ifname, check_mac, check_mtu, check_
 use crate::neighbor::check_neighbor;
 use crate::route::{check_route, check_route_prefix, RoutePath};
 use crate::types::{Mac, Prefix};
+use crate::vxlan::check_vxlan_tunnel;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -129,6 +130,32 @@ pub enum ConfigItem {
         /// Interface.
         sw_if: u32,
     },
+    /// Create a VXLAN tunnel interface (admin up, MTU 1450); the reply carries its index.
+    CreateVxlanTunnel {
+        /// This node's VTEP address (one of its own).
+        local: Ipv4Addr,
+        /// The far VTEP.
+        remote: Ipv4Addr,
+        /// VXLAN network identifier (0–16777215).
+        vni: u32,
+        /// UDP destination port (default 4789).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        /// Interface name (default `vxlan_tunnel<index>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The tunnel interface's MAC (default: derived from the local VTEP and the index).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<Mac>,
+        /// The far end's inner MAC (default: learned from traffic through the tunnel).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_mac: Option<Mac>,
+    },
+    /// Delete a VXLAN tunnel interface.
+    DeleteVxlanTunnel {
+        /// Its interface.
+        sw_if: u32,
+    },
 }
 
 impl ConfigItem {
@@ -149,6 +176,8 @@ impl ConfigItem {
             ConfigItem::DelNeighbor { .. } => "del_neighbor",
             ConfigItem::EnableFeature { .. } => "enable_feature",
             ConfigItem::DisableFeature { .. } => "disable_feature",
+            ConfigItem::CreateVxlanTunnel { .. } => "create_vxlan_tunnel",
+            ConfigItem::DeleteVxlanTunnel { .. } => "delete_vxlan_tunnel",
         }
     }
 
@@ -181,6 +210,17 @@ impl ConfigItem {
                 feature,
                 sw_if,
             } => format!("feature {feature} on arc {arc} of interface {sw_if}"),
+            ConfigItem::CreateVxlanTunnel {
+                local,
+                remote,
+                vni,
+                port,
+                ..
+            } => format!(
+                "vxlan tunnel {local} -> {remote} vni {vni} port {}",
+                port.unwrap_or(crate::vxlan::DEFAULT_VXLAN_PORT)
+            ),
+            ConfigItem::DeleteVxlanTunnel { sw_if } => format!("vxlan tunnel {sw_if}"),
         }
     }
 
@@ -205,6 +245,26 @@ impl ConfigItem {
             ConfigItem::DelNeighbor { ip, .. } => check_neighbor(*ip, None),
             ConfigItem::EnableFeature { arc, feature, .. }
             | ConfigItem::DisableFeature { arc, feature, .. } => check_feature(arc, feature),
+            ConfigItem::CreateVxlanTunnel {
+                local,
+                remote,
+                vni,
+                port,
+                name,
+                mac,
+                remote_mac,
+            } => check_vxlan_tunnel(
+                *local,
+                *remote,
+                *vni,
+                *port,
+                name.as_deref(),
+                [
+                    mac.map(|m| ("mac", m)),
+                    remote_mac.map(|m| ("remote_mac", m)),
+                ],
+            ),
+            ConfigItem::DeleteVxlanTunnel { .. } => Ok(()),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

@@ -13,6 +13,7 @@ use crate::route::{NeighborDetails, RouteDetails};
 use crate::stats::{BufferDetails, ClearWhat, ErrorDetails, FeatureDetails, RuntimeDetails};
 use crate::trace::check_trace_add;
 use crate::version::VersionDetails;
+use crate::vxlan::VxlanTunnelDetails;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,8 @@ pub enum Request {
         /// What.
         what: ClearWhat,
     },
+    /// VXLAN tunnels with their counters → `Details::VxlanTunnel`*.
+    DumpVxlanTunnels,
 }
 
 impl Request {
@@ -81,6 +84,7 @@ impl Request {
             Request::ShowVersion => "show_version",
             Request::TraceAdd { .. } => "trace_add",
             Request::Clear { .. } => "clear",
+            Request::DumpVxlanTunnels => "dump_vxlan_tunnels",
         }
     }
 
@@ -97,6 +101,7 @@ impl Request {
                 | Request::DumpBuffers
                 | Request::DumpTrace
                 | Request::ShowVersion
+                | Request::DumpVxlanTunnels
         )
     }
 
@@ -140,6 +145,8 @@ pub enum Details {
     },
     /// The version.
     Version(VersionDetails),
+    /// A VXLAN tunnel.
+    VxlanTunnel(VxlanTunnelDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

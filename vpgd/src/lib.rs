@@ -6,3 +6,4 @@ pub mod daemon;
 pub mod dataplane;
 pub mod ports;
 pub mod service;
+pub mod vxlan;

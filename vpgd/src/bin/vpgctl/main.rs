@@ -2,6 +2,7 @@
 //! runtime` and `show errors` read the stats segment directly, so they never ask the workers.
 
 mod show;
+mod vxlan;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,10 +41,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show a table or counters.
+    /// Show a table or counters (`show vxlan tunnels`).
     Show {
         /// What to show.
         what: ShowWhat,
+        /// Which table of it (`tunnels` for vxlan).
+        table: Option<String>,
     },
     /// Trace the next packets entering a node: `trace add af-packet-input 10`.
     Trace {
@@ -134,6 +137,9 @@ enum Cmd {
         /// Interface name or index.
         interface: String,
     },
+    /// VXLAN tunnels: `vxlan create LOCAL REMOTE VNI`, `vxlan delete vx0`.
+    #[command(subcommand)]
+    Vxlan(vxlan::VxlanCmd),
     /// Apply a YAML or JSON file of changes as one transaction (all or nothing).
     Apply {
         /// The file: a list of changes, or `{items: [...]}`.
@@ -152,6 +158,7 @@ enum ShowWhat {
     Version,
     Buffers,
     Features,
+    Vxlan,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,7 +243,15 @@ fn config(c: &mut Client, item: ConfigItem) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.cmd {
-        Cmd::Show { what } => show::show(&cli, *what),
+        Cmd::Show {
+            what: ShowWhat::Vxlan,
+            table,
+        } => vxlan::show(&cli, table.as_deref()),
+        Cmd::Show { table: Some(t), .. } => {
+            bail!("show: '{t}' is not a table of it (only `show vxlan tunnels` has one)")
+        }
+        Cmd::Show { what, .. } => show::show(&cli, *what),
+        Cmd::Vxlan(cmd) => vxlan::run(&cli, cmd),
         Cmd::Trace { node, count, .. } => {
             connect(&cli)?.call(&Request::TraceAdd {
                 node: node.clone(),
