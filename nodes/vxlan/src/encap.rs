@@ -77,6 +77,12 @@ impl Node for VxlanEncap {
             if k + 2 < v.len {
                 cx.buffers.prefetch(v.buffers[k + 2]);
             }
+            // The outer headers go into the headroom line before the packet, which no node has
+            // touched yet: fetch it one packet ahead (its header line came two ahead).
+            if let Some(&next) = v.buffers[..v.len].get(k + 1) {
+                let p = cx.buffers.get(next).data().as_ptr();
+                vpg_graph::sys::prefetch(p.wrapping_sub(ENCAP_LEN));
+            }
             let b = cx.buffers.get_mut(v.buffers[k]);
             let tx_if = b.hdr.tx_if;
             if tx_if != last_if {

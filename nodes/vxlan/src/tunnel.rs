@@ -225,6 +225,14 @@ impl DecapTable {
         t
     }
 
+    /// Prefetches the slot where the lookup of (`a`, `b`) starts.
+    #[inline(always)]
+    pub fn prefetch(&self, a: u64, b: u64) {
+        if let Some(s) = self.slots.get(self.home(a, b)) {
+            vpg_graph::sys::prefetch(s as *const Slot);
+        }
+    }
+
     /// The tunnel of key (`a`, `b`), or [`NO_TUNNEL`].
     #[inline(always)]
     pub fn get(&self, a: u64, b: u64) -> u32 {
