@@ -16,6 +16,7 @@ use crate::interface::{check_address, check_ifname, check_mac, check_mtu, check_
 use crate::neighbor::check_neighbor;
 use crate::route::{check_route, check_route_prefix, RoutePath};
 use crate::types::{Mac, Prefix};
+use crate::vxlan::check_vxlan_tunnel;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -157,6 +158,32 @@ pub enum ConfigItem {
     },
     /// Session settings.
     AclSessions(AclSessionSettings),
+    /// Create a VXLAN tunnel interface (admin up, MTU 1450); the reply carries its index.
+    CreateVxlanTunnel {
+        /// This node's VTEP address (one of its own).
+        local: Ipv4Addr,
+        /// The far VTEP.
+        remote: Ipv4Addr,
+        /// VXLAN network identifier (0–16777215).
+        vni: u32,
+        /// UDP destination port (default 4789).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        /// Interface name (default `vxlan_tunnel<index>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The tunnel interface's MAC (default: derived from the local VTEP and the index).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<Mac>,
+        /// The far end's inner MAC (default: learned from traffic through the tunnel).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_mac: Option<Mac>,
+    },
+    /// Delete a VXLAN tunnel interface.
+    DeleteVxlanTunnel {
+        /// Its interface.
+        sw_if: u32,
+    },
 }
 
 impl ConfigItem {
@@ -181,6 +208,8 @@ impl ConfigItem {
             ConfigItem::AclDelete { .. } => "acl_delete",
             ConfigItem::AclSetInterface { .. } => "acl_set_interface",
             ConfigItem::AclSessions(_) => "acl_sessions",
+            ConfigItem::CreateVxlanTunnel { .. } => "create_vxlan_tunnel",
+            ConfigItem::DeleteVxlanTunnel { .. } => "delete_vxlan_tunnel",
         }
     }
 
@@ -220,6 +249,17 @@ impl ConfigItem {
                 sw_if, direction, ..
             } => format!("{} acls of interface {sw_if}", direction.as_str()),
             ConfigItem::AclSessions(_) => "acl sessions".into(),
+            ConfigItem::CreateVxlanTunnel {
+                local,
+                remote,
+                vni,
+                port,
+                ..
+            } => format!(
+                "vxlan tunnel {local} -> {remote} vni {vni} port {}",
+                port.unwrap_or(crate::vxlan::DEFAULT_VXLAN_PORT)
+            ),
+            ConfigItem::DeleteVxlanTunnel { sw_if } => format!("vxlan tunnel {sw_if}"),
         }
     }
 
@@ -248,6 +288,26 @@ impl ConfigItem {
             ConfigItem::AclDelete { .. }
             | ConfigItem::AclSetInterface { .. }
             | ConfigItem::AclSessions(_) => Ok(()),
+            ConfigItem::CreateVxlanTunnel {
+                local,
+                remote,
+                vni,
+                port,
+                name,
+                mac,
+                remote_mac,
+            } => check_vxlan_tunnel(
+                *local,
+                *remote,
+                *vni,
+                *port,
+                name.as_deref(),
+                [
+                    mac.map(|m| ("mac", m)),
+                    remote_mac.map(|m| ("remote_mac", m)),
+                ],
+            ),
+            ConfigItem::DeleteVxlanTunnel { .. } => Ok(()),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

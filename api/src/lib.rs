@@ -9,7 +9,7 @@
 //! | [`message`] | the envelope: [`Request`], [`Reply`], [`Details`] |
 //! | [`config`] | [`ConfigItem`]: every change, and transactions ([`config::validate_all`]) |
 //! | [`acl`] | ACLs, interface lists, sessions, classifier shapes, `acl_match` |
-//! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`] | one file per family: checks and dump rows |
+//! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`], [`vxlan`] | one file per family: checks and dump rows |
 //! | [`error`] | [`ApiError`] and [`ErrorCode`] |
 //! | [`client`], [`server`] | the blocking [`Client`]; [`server::bind`] (mode 0600) and [`server::serve_connection`] |
 //!
@@ -49,6 +49,7 @@ pub mod stats;
 pub mod trace;
 pub mod types;
 pub mod version;
+pub mod vxlan;
 
 pub use client::{Applied, Client, ClientError};
 pub use config::ConfigItem;

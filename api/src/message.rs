@@ -17,6 +17,7 @@ use crate::route::{NeighborDetails, RouteDetails};
 use crate::stats::{BufferDetails, ClearWhat, ErrorDetails, FeatureDetails, RuntimeDetails};
 use crate::trace::check_trace_add;
 use crate::version::VersionDetails;
+use crate::vxlan::VxlanTunnelDetails;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,8 @@ pub enum Request {
     AclMatch(AclMatchQuery),
     /// Zeroes every ACL hit counter → `Ok`.
     ClearAclCounters,
+    /// VXLAN tunnels with their counters → `Details::VxlanTunnel`*.
+    DumpVxlanTunnels,
 }
 
 impl Request {
@@ -118,6 +121,7 @@ impl Request {
             Request::DumpAclClassifiers => "dump_acl_classifiers",
             Request::AclMatch(_) => "acl_match",
             Request::ClearAclCounters => "clear_acl_counters",
+            Request::DumpVxlanTunnels => "dump_vxlan_tunnels",
         }
     }
 
@@ -139,6 +143,7 @@ impl Request {
                 | Request::DumpAclSessions { .. }
                 | Request::DumpAclClassifiers
                 | Request::AclMatch(_)
+                | Request::DumpVxlanTunnels
         )
     }
 
@@ -192,6 +197,8 @@ pub enum Details {
     AclClassifier(AclClassifierDetails),
     /// The answer to `acl_match`.
     AclMatch(AclMatchDetails),
+    /// A VXLAN tunnel.
+    VxlanTunnel(VxlanTunnelDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

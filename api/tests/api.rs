@@ -410,7 +410,72 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
             ClearWhat::Trace,
         ]),
     ));
+    out.extend(vxlan_examples());
     out
+}
+
+/// The VXLAN messages (API 1.1), full and minimal.
+fn vxlan_examples() -> Vec<(&'static str, serde_json::Value)> {
+    let j = |v: &dyn erased::Ser| v.json();
+    let create = ConfigItem::CreateVxlanTunnel {
+        local: Ipv4Addr::new(192, 168, 1, 1),
+        remote: Ipv4Addr::new(192, 168, 1, 2),
+        vni: 42,
+        port: Some(4789),
+        name: Some("vx0".into()),
+        mac: Some(mac()),
+        remote_mac: Some("02:00:00:00:00:02".parse().unwrap()),
+    };
+    let minimal = ConfigItem::CreateVxlanTunnel {
+        local: Ipv4Addr::new(192, 168, 1, 1),
+        remote: Ipv4Addr::new(192, 168, 1, 2),
+        vni: 42,
+        port: None,
+        name: None,
+        mac: None,
+        remote_mac: None,
+    };
+    let details = vpg_api::vxlan::VxlanTunnelDetails {
+        sw_if: 2,
+        name: "vx0".into(),
+        local: Ipv4Addr::new(192, 168, 1, 1),
+        remote: Ipv4Addr::new(192, 168, 1, 2),
+        vni: 42,
+        port: 4789,
+        mac: mac(),
+        remote_mac: Some("02:00:00:00:00:02".parse().unwrap()),
+        remote_mac_learned: true,
+        admin_up: true,
+        mtu: 1450,
+        counters: InterfaceCounters::default(),
+    };
+    let unknown_peer = vpg_api::vxlan::VxlanTunnelDetails {
+        remote_mac: None,
+        remote_mac_learned: false,
+        ..details.clone()
+    };
+    vec![
+        ("request_config", j(&Request::Config { item: create })),
+        (
+            "request_config_minimal",
+            j(&Request::Config { item: minimal }),
+        ),
+        (
+            "request_config",
+            j(&Request::Config {
+                item: ConfigItem::DeleteVxlanTunnel { sw_if: 2 },
+            }),
+        ),
+        ("request", j(&Request::DumpVxlanTunnels)),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::VxlanTunnel(details))),
+        ),
+        (
+            "reply_details_minimal",
+            j(&Reply::Details(Details::VxlanTunnel(unknown_peer))),
+        ),
+    ]
 }
 
 mod erased {
@@ -647,6 +712,20 @@ fn validation_covers_every_family() {
                 count: 0,
             },
             "count",
+        ),
+        (
+            Request::Config {
+                item: ConfigItem::CreateVxlanTunnel {
+                    local: Ipv4Addr::new(192, 168, 1, 1),
+                    remote: Ipv4Addr::new(192, 168, 1, 2),
+                    vni: 1 << 24,
+                    port: None,
+                    name: None,
+                    mac: None,
+                    remote_mac: None,
+                },
+            },
+            "vni",
         ),
         (
             Request::TraceAdd {

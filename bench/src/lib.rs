@@ -5,6 +5,7 @@ pub mod acl;
 pub mod afpacket;
 pub mod forward;
 pub mod report;
+pub mod vxlan;
 
 pub use report::ScenarioReport;
 
@@ -62,6 +63,26 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "ip4-forward-1m-routes",
             about: "the same with 1M random /8-/32 routes; runs the 1-route case in the same process as its baseline",
             run: forward::one_m_routes,
+        },
+        Scenario {
+            name: "vxlan-encap",
+            about: "64-byte pod frames routed into one VXLAN tunnel, 65k flows: vxlan4-encap's clocks",
+            run: vxlan::encap_1,
+        },
+        Scenario {
+            name: "vxlan-encap-1000-tunnels",
+            about: "the same spread over 1,000 tunnels",
+            run: vxlan::encap_1000,
+        },
+        Scenario {
+            name: "vxlan-decap",
+            about: "VXLAN with 64-byte inner frames from one tunnel to a local pod, 4k flows: vxlan4-decap's clocks",
+            run: vxlan::decap_1,
+        },
+        Scenario {
+            name: "vxlan-decap-1000-tunnels",
+            about: "the same from 1,000 tunnels in turn (the last-tunnel cache misses every packet)",
+            run: vxlan::decap_1000,
         },
         Scenario {
             name: "afpacket-forward",

@@ -218,6 +218,15 @@ impl IfStats<'_> {
         }
     }
 
+    /// Counts `packets` received packets of `bytes` in all (a node counting a run at once).
+    #[inline(always)]
+    pub fn rx_many(&self, sw_if: u32, packets: u64, bytes: u64) {
+        if let Some(c) = self.counters.get(sw_if as usize) {
+            c.rx_packets.add(packets);
+            c.rx_bytes.add(bytes);
+        }
+    }
+
     /// Counts a transmitted packet.
     #[inline(always)]
     pub fn tx(&self, sw_if: u32, bytes: usize) {

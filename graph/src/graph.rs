@@ -59,6 +59,8 @@ pub struct GraphSpec {
     factories: Vec<Factory>,
     arcs: Vec<ArcRegistration>,
     features: Vec<FeatureRegistration>,
+    /// Next nodes added to other nodes' registrations: (node, next).
+    extra_nexts: Vec<(String, String)>,
 }
 
 impl Default for GraphSpec {
@@ -74,6 +76,7 @@ impl GraphSpec {
             factories: Vec::new(),
             arcs: Vec::new(),
             features: Vec::new(),
+            extra_nexts: Vec::new(),
         };
         s.node(crate::drop::ErrorDrop::default);
         s.node(crate::interface::InterfaceOutput::default);
@@ -107,10 +110,28 @@ impl GraphSpec {
         self
     }
 
+    /// Adds `next` to `node`'s next nodes (VPP's `vlib_node_add_next`): a plugin reaching a node
+    /// that does not know it, such as `interface-output` sending a tunnel's packets to its
+    /// encapsulation node. The node finds the slot at run time from [`Layout::next_slot`]
+    /// (through its configuration), so it never names the plugin's nodes itself.
+    pub fn add_next(&mut self, node: &str, next: &str) -> &mut Self {
+        self.extra_nexts.push((node.into(), next.into()));
+        self
+    }
+
     /// Resolves names and orders features.
     pub fn build(self) -> Result<Arc<Layout>, BuildError> {
         let mut regs: Vec<NodeRegistration> =
             self.factories.iter().map(|f| f().registration()).collect();
+        for (node, next) in &self.extra_nexts {
+            let Some(reg) = regs.iter_mut().find(|r| &r.name == node) else {
+                return Err(BuildError::UnknownNext {
+                    node: node.clone(),
+                    next: next.clone(),
+                });
+            };
+            next_slot(reg, next);
+        }
         let mut by_name = HashMap::new();
         for (i, r) in regs.iter().enumerate() {
             if by_name.insert(r.name.clone(), i as u32).is_some() {
@@ -292,6 +313,16 @@ impl Layout {
         self.n_errors
     }
 
+    /// The slot of `next` among `node`'s next nodes (for a node told at run time where to send
+    /// packets, see [`GraphSpec::add_next`]).
+    pub fn next_slot(&self, node: &str, next: &str) -> Option<u16> {
+        let reg = self.regs.get(self.node_index(node)? as usize)?;
+        reg.next_nodes
+            .iter()
+            .position(|n| n == next)
+            .map(|p| p as u16)
+    }
+
     /// Node name and description of global error index `e`.
     pub fn error_info(&self, e: usize) -> Option<(&str, &ErrorDesc)> {
         let node = self
@@ -377,6 +408,25 @@ mod tests {
         g.node(|| Named("a", &[]))
             .arc(ArcId::Ip4Unicast, &["a"], "nope");
         assert!(g.build().is_err());
+    }
+
+    #[test]
+    fn add_next_appends_a_resolvable_slot() {
+        let mut g = GraphSpec::new();
+        g.node(|| Named("a", &["error-drop"]))
+            .node(|| Named("b", &[]))
+            .add_next("a", "b")
+            .add_next("a", "error-drop");
+        let l = g.build().unwrap();
+        assert_eq!(l.next_slot("a", "b"), Some(1));
+        assert_eq!(l.next_slot("a", "error-drop"), Some(0), "not added twice");
+        assert_eq!(l.next_slot("a", "nope"), None);
+        let mut g = GraphSpec::new();
+        g.node(|| Named("a", &[])).add_next("a", "bogus");
+        assert!(matches!(g.build(), Err(BuildError::UnknownNext { .. })));
+        let mut g = GraphSpec::new();
+        g.add_next("nobody", "error-drop");
+        assert!(g.build().is_err(), "adding to an unknown node is an error");
     }
 
     #[test]

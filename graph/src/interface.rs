@@ -3,8 +3,14 @@
 //!
 //! Devices (AF_PACKET rings, pg capture) are per-worker objects installed into the node instance
 //! by a control action, so adding an interface never rebuilds the graph.
+//!
+//! A virtual interface (a VXLAN tunnel) has no device: its packets go on to a graph node, its
+//! *TX node* (VPP's per-interface tx function), which encapsulates them and sends the result on
+//! through the graph. Which interfaces have one is part of the configuration snapshot
+//! ([`TxNodes`]), so a tunnel and the routes through it appear in the same swap.
 
 use crate::buffer::{BufferIndex, BufferPool};
+use crate::config::ConfigSet;
 use crate::context::Ctx;
 use crate::frame::{Vector, FRAME_SIZE, NEXT_CONSUMED};
 use crate::node::{Node, NodeRegistration};
@@ -45,10 +51,41 @@ impl fmt::Display for OutputTrace {
     }
 }
 
+/// Interfaces whose packets go to a graph node instead of a device: interface index → the
+/// node's slot among `interface-output`'s next nodes (added with `GraphSpec::add_next`, found
+/// with `Layout::next_slot`). Part of the configuration snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxNodes {
+    slots: Vec<u16>,
+}
+
+impl TxNodes {
+    const NONE: u16 = u16::MAX;
+
+    /// Sends `sw_if`'s packets to next slot `slot` (`None`: back to its device, if any).
+    pub fn set(&mut self, sw_if: u32, slot: Option<u16>) {
+        let i = sw_if as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, Self::NONE);
+        }
+        self.slots[i] = slot.unwrap_or(Self::NONE);
+    }
+
+    /// The TX node slot of `sw_if`, if it has one.
+    #[inline(always)]
+    pub fn get(&self, sw_if: u32) -> Option<u16> {
+        self.slots
+            .get(sw_if as usize)
+            .copied()
+            .filter(|&s| s != Self::NONE)
+    }
+}
+
 /// The output node: groups a vector by TX interface and calls each device once per group.
 #[derive(Default)]
 pub struct InterfaceOutput {
     devices: Vec<Option<Box<dyn TxDevice>>>,
+    tx_nodes: std::sync::Arc<TxNodes>,
     /// Scratch: buffers per device of the current vector.
     batch: Vec<BufferIndex>,
 }
@@ -83,6 +120,12 @@ impl Node for InterfaceOutput {
         )
     }
 
+    fn reconfigure(&mut self, c: &ConfigSet) {
+        if let Some(t) = c.get::<TxNodes>() {
+            self.tx_nodes = t;
+        }
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_, OutputTrace>, v: &mut Vector) {
         if self.batch.capacity() < FRAME_SIZE {
             // First use on this worker without a device installed: control-path sized once.
@@ -97,6 +140,16 @@ impl Node for InterfaceOutput {
                 continue;
             }
             let tx_if = cx.buffers.get(v.buffers[k]).hdr.tx_if;
+            // A virtual interface's packets go on to its TX node rather than to a device, one by
+            // one: no grouping scan, so a vector spread over a thousand tunnels stays linear.
+            if let Some(slot) = self.tx_nodes.get(tx_if) {
+                let b = cx.buffers.get(v.buffers[k]);
+                let len = b.hdr.current_length;
+                cx.tracer.add(&b.hdr, OutputTrace { tx_if, len });
+                cx.interfaces.tx(tx_if, len as usize);
+                v.nexts[k] = slot;
+                continue;
+            }
             self.batch.clear();
             for (j, taken) in done.iter_mut().enumerate().take(n).skip(k) {
                 if *taken {

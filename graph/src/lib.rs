@@ -36,7 +36,7 @@ pub use context::Ctx;
 pub use drop::ERROR_DROP;
 pub use frame::{Frame, Vector, FRAME_SIZE, NEXT_CONSUMED};
 pub use graph::{BuildError, GraphSpec, Layout};
-pub use interface::{InterfaceOutput, NullDevice, TxDevice, INTERFACE_OUTPUT};
+pub use interface::{InterfaceOutput, NullDevice, TxDevice, TxNodes, INTERFACE_OUTPUT};
 pub use local::WorkerLocals;
 pub use node::{ErrorDesc, Node, NodeKind, NodeRegistration};
 pub use runtime::{Runtime, RuntimeConfig};

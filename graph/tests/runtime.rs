@@ -142,6 +142,54 @@ fn features_run_in_declared_order_only_where_enabled() {
     );
 }
 
+/// A virtual interface's TX node: marks the packet and sends it out interface 1.
+struct Tunnel;
+impl Node for Tunnel {
+    type Trace = Tag;
+    fn registration(&self) -> NodeRegistration {
+        NodeRegistration::internal("tunnel-tx", &[INTERFACE_OUTPUT], &[])
+    }
+    fn process(&mut self, cx: &mut Ctx<'_, Tag>, v: &mut Vector) {
+        for k in 0..v.len {
+            let b = cx.buffers.get_mut(v.buffers[k]);
+            let n = b.hdr.current_length as usize;
+            b.set_len(n + 1);
+            b.data_mut()[n] = 9;
+            b.hdr.tx_if = 1;
+            v.nexts[k] = 0;
+        }
+    }
+}
+
+#[test]
+fn a_virtual_interface_sends_through_its_tx_node() {
+    let mut g = arc_graph();
+    g.node(|| Tunnel).add_next(INTERFACE_OUTPUT, "tunnel-tx");
+    let (mut rt, rxs) = runtime(g, 1024);
+    let slot = rt
+        .layout()
+        .next_slot(INTERFACE_OUTPUT, "tunnel-tx")
+        .unwrap();
+    let mut tx = vpg_graph::TxNodes::default();
+    tx.set(2, Some(slot));
+    assert_eq!(tx.get(2), Some(slot));
+    assert_eq!(tx.get(7), None);
+    rt.reconfigure(Arc::new(ConfigSet::new().with(Arc::new(tx.clone()))));
+    send(&mut rt, 2, 3);
+    assert!(rxs[2].try_iter().next().is_none(), "not sent on the device");
+    assert_eq!(
+        rxs[1].try_iter().collect::<Vec<_>>(),
+        vec![vec![0xaa, 0, 9]; 3]
+    );
+    let c = &rt.stats().interfaces;
+    assert_eq!(c[2].tx_packets.get(), 3, "counted on the virtual interface");
+    assert_eq!(c[1].tx_packets.get(), 3, "and on the one it left by");
+    tx.set(2, None);
+    rt.reconfigure(Arc::new(ConfigSet::new().with(Arc::new(tx))));
+    send(&mut rt, 2, 1);
+    assert_eq!(rxs[2].try_iter().count(), 1, "back to the device");
+}
+
 #[test]
 fn many_packets_move_in_full_vectors_and_buffers_return_to_the_pool() {
     let (mut rt, rxs) = runtime(arc_graph(), 2048);

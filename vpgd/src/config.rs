@@ -20,6 +20,12 @@
 //! host_if = "eth1"
 //! addresses = ["10.0.1.1/24"]
 //! up = true
+//!
+//! [[vxlan_tunnel]]
+//! local = "10.0.1.1"
+//! remote = "10.0.1.2"
+//! vni = 42
+//! addresses = ["10.255.0.1/24"]
 //! ```
 
 use serde::Deserialize;
@@ -45,6 +51,9 @@ pub struct Config {
     /// Interfaces created at start.
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,
+    /// VXLAN tunnels created at start, after the interfaces.
+    #[serde(default, rename = "vxlan_tunnel")]
+    pub vxlan_tunnels: Vec<crate::vxlan::TunnelConfig>,
 }
 
 /// `[workers]`.
@@ -267,6 +276,9 @@ impl Config {
                     return Err(invalid(f("mtu"), format!("{m} is out of range 68..=9000")));
                 }
             }
+        }
+        for (i, t) in self.vxlan_tunnels.iter().enumerate() {
+            crate::vxlan::validate_config(i, t)?;
         }
         Ok(())
     }

@@ -11,12 +11,13 @@ use vpg_graph::{GraphSpec, Layout, RuntimeConfig, WorkerOptions, Workers};
 /// Interfaces the counters and tables have room for.
 pub const MAX_INTERFACES: usize = 1024;
 
-/// The graph vpgd runs: the IPv4 and ACL nodes, the packet generator (for tracing and tests, as VPP keeps
+/// The graph vpgd runs: the IPv4, ACL and VXLAN nodes, the packet generator (for tracing and tests, as VPP keeps
 /// pg) and whatever input nodes `extra` registers (AF_PACKET).
 pub fn graph(extra: impl FnOnce(&mut GraphSpec)) -> anyhow::Result<Arc<Layout>> {
     let mut g = GraphSpec::new();
     vpg_ip4::register(&mut g);
     vpg_acl::register(&mut g);
+    vpg_vxlan::register(&mut g);
     g.node(|| PgInput::new("ethernet-input"));
     extra(&mut g);
     Ok(g.build()?)
@@ -41,7 +42,7 @@ pub fn start_workers(cfg: &Config, layout: &Arc<Layout>) -> anyhow::Result<Worke
     Workers::start(layout, &opts).with_context(|| format!("starting {} workers", cfg.workers.count))
 }
 
-/// The operations that create the configured interfaces.
+/// The operations that create the configured interfaces and tunnels.
 pub fn startup_ops(cfg: &Config) -> Vec<Op> {
     let mut ops = Vec::new();
     for (i, itf) in cfg.interfaces.iter().enumerate() {
@@ -61,6 +62,8 @@ pub fn startup_ops(cfg: &Config) -> Vec<Op> {
         }
         ops.push(Op::SetAdmin { sw_if, up: itf.up });
     }
+    let first = cfg.interfaces.len() as u32;
+    ops.extend(crate::vxlan::startup_ops(&cfg.vxlan_tunnels, first));
     ops
 }
 
@@ -81,7 +84,7 @@ pub fn start(
             .iter()
             .filter(|r| matches!(r, OpResult::Interface(_)))
             .count()
-            == cfg.interfaces.len()
+            == cfg.interfaces.len() + cfg.vxlan_tunnels.len()
     );
     Ok(dp)
 }
@@ -96,5 +99,6 @@ pub fn start_service(cfg: &Config) -> anyhow::Result<crate::service::Service> {
     let dp = start(cfg, &layout, Box::new(ports))?;
     let svc = crate::service::Service::new(dp, cfg.stats.segment.display().to_string());
     svc.start_neighbor_learning();
+    crate::vxlan::start_learning(&svc);
     Ok(svc)
 }

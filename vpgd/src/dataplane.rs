@@ -12,6 +12,7 @@ use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
 use vpg_graph::{ArcId, ConfigSet, FeatureConfig, Layout, Runtime, Workers};
 use vpg_ip4::control::{NeighborEntry, RouteEntry};
 use vpg_ip4::{Ip4Control, Ip4Error, RoutePath};
+use vpg_vxlan::{TunnelKey, VxlanControl, VxlanError};
 
 /// One configuration change.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,6 +121,29 @@ pub enum Op {
     },
     /// An ACL change.
     Acl(crate::acl::AclOp),
+    /// Create a VXLAN tunnel interface (see `crate::vxlan`); the result is its index.
+    CreateVxlanTunnel {
+        /// Its identity.
+        key: TunnelKey,
+        /// Interface name (default `vxlan_tunnel<index>`).
+        name: Option<String>,
+        /// Its MAC (default derived from the local VTEP and the index).
+        mac: Option<[u8; 6]>,
+        /// The far end's inner MAC (default: learned).
+        remote_mac: Option<[u8; 6]>,
+    },
+    /// Delete a VXLAN tunnel interface.
+    DeleteVxlanTunnel {
+        /// Its interface.
+        sw_if: u32,
+    },
+    /// The far end's MAC seen by vxlan4-decap (not an API item: the daemon's learning).
+    LearnVxlanPeer {
+        /// The tunnel's interface.
+        sw_if: u32,
+        /// The MAC.
+        mac: [u8; 6],
+    },
 }
 
 /// What an operation returned.
@@ -168,6 +192,9 @@ pub enum DpError {
     /// The ACL state refused it.
     #[error(transparent)]
     Acl(#[from] crate::acl::AclDpError),
+    /// The VXLAN tunnel table refused it.
+    #[error(transparent)]
+    Vxlan(#[from] VxlanError),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -194,12 +221,13 @@ pub struct Port {
 }
 
 #[derive(Clone)]
-struct State {
-    ip4: Ip4Control,
-    acl: AclControl,
-    features: FeatureConfig,
+pub(crate) struct State {
+    pub(crate) ip4: Ip4Control,
+    pub(crate) acl: AclControl,
+    pub(crate) features: FeatureConfig,
     ports: BTreeMap<u32, Port>,
-    next_sw_if: u32,
+    pub(crate) next_sw_if: u32,
+    pub(crate) vxlan: VxlanControl,
 }
 
 /// The data plane: workers, control state and the port backend.
@@ -219,6 +247,7 @@ impl DataPlane {
             features: FeatureConfig::default(),
             ports: BTreeMap::new(),
             next_sw_if: 0,
+            vxlan: VxlanControl::new(),
         };
         let dp = Self {
             workers,
@@ -278,7 +307,7 @@ impl DataPlane {
         detached: &mut Vec<u32>,
     ) -> Result<OpResult, DpError> {
         let known = |s: &State, sw_if: u32| {
-            if s.ports.contains_key(&sw_if) {
+            if s.ports.contains_key(&sw_if) || s.vxlan.contains(sw_if) {
                 Ok(())
             } else {
                 Err(DpError::NoInterface(sw_if))
@@ -287,7 +316,7 @@ impl DataPlane {
         match op {
             Op::CreatePort { host_if, name, mac } => {
                 let name = name.unwrap_or_else(|| host_if.clone());
-                if s.ports.values().any(|p| p.name == name) {
+                if s.ip4.interfaces().any(|i| i.name == name) {
                     return Err(DpError::NameTaken(name));
                 }
                 if s.ports.values().any(|p| p.host_if == host_if) {
@@ -317,6 +346,9 @@ impl DataPlane {
                 s.ports.insert(sw_if, Port { name, host_if });
                 s.next_sw_if += 1;
                 Ok(OpResult::Interface(sw_if))
+            }
+            Op::DeleteInterface { sw_if } if s.vxlan.contains(sw_if) => {
+                crate::vxlan::delete_tunnel(s, self.layout(), sw_if)
             }
             Op::DeleteInterface { sw_if } => {
                 known(s, sw_if)?;
@@ -382,6 +414,19 @@ impl DataPlane {
                 crate::acl::apply(acl, features, &layout, |i| ports.contains_key(&i), op)?;
                 Ok(OpResult::Done)
             }
+            Op::CreateVxlanTunnel {
+                key,
+                name,
+                mac,
+                remote_mac,
+            } => {
+                if s.next_sw_if as usize >= self.max_interfaces {
+                    return Err(DpError::TooManyInterfaces(self.max_interfaces));
+                }
+                crate::vxlan::create_tunnel(s, key, name, mac, remote_mac)
+            }
+            Op::DeleteVxlanTunnel { sw_if } => crate::vxlan::delete_tunnel(s, self.layout(), sw_if),
+            Op::LearnVxlanPeer { sw_if, mac } => crate::vxlan::learn_peer(s, sw_if, mac),
         }
     }
 
@@ -396,7 +441,7 @@ impl DataPlane {
         let Some(p) = self.layout().feature_position(arc, &feature) else {
             return Err(DpError::UnknownFeature { arc, feature });
         };
-        if !s.ports.contains_key(&sw_if) {
+        if !s.ports.contains_key(&sw_if) && !s.vxlan.contains(sw_if) {
             return Err(DpError::NoInterface(sw_if));
         }
         if on {
@@ -412,19 +457,26 @@ impl DataPlane {
             .with(self.state.ip4.tables())
             .with(self.state.acl.tables())
             .with(Arc::new(self.state.features.clone()));
+        let cfg = crate::vxlan::publish(&self.state.vxlan, self.layout(), cfg);
         self.workers.configure(Arc::new(cfg));
     }
 
-    /// The attached interfaces with their IPv4 state.
+    /// The interfaces with their IPv4 state: attached ports, and tunnels (with an empty
+    /// `host_if`).
     pub fn interfaces(&self) -> Vec<(u32, Port, vpg_ip4::Ip4Interface)> {
         self.state
             .ip4
             .interfaces()
             .filter_map(|i| {
-                self.state
-                    .ports
-                    .get(&i.sw_if)
-                    .map(|p| (i.sw_if, p.clone(), i.clone()))
+                let port = match self.state.ports.get(&i.sw_if) {
+                    Some(p) => p.clone(),
+                    None if self.state.vxlan.contains(i.sw_if) => Port {
+                        name: i.name.clone(),
+                        host_if: String::new(),
+                    },
+                    None => return None,
+                };
+                Some((i.sw_if, port, i.clone()))
             })
             .collect()
     }
@@ -432,6 +484,11 @@ impl DataPlane {
     /// The ACL state.
     pub fn acl(&self) -> &AclControl {
         &self.state.acl
+    }
+
+    /// The VXLAN tunnels with their interfaces.
+    pub fn vxlan_tunnels(&self) -> Vec<(vpg_vxlan::TunnelEntry, vpg_ip4::Ip4Interface)> {
+        crate::vxlan::tunnels(&self.state)
     }
 
     /// Every route.
@@ -456,7 +513,11 @@ impl DataPlane {
     /// Enabled features: (arc, feature, interface).
     pub fn features(&self) -> Vec<(ArcId, String, u32)> {
         let mut out = Vec::new();
-        for &sw_if in self.state.ports.keys() {
+        let tunnels = self.state.vxlan.tunnels();
+        let mut all: Vec<u32> = self.state.ports.keys().copied().collect();
+        all.extend(tunnels.iter().map(|t| t.sw_if));
+        all.sort_unstable();
+        for sw_if in all {
             for arc in ArcId::ALL {
                 let mask = self.state.features.mask(arc, sw_if);
                 for (p, f) in self.layout().features(arc).iter().enumerate() {

@@ -42,6 +42,9 @@ fn arc(name: &str) -> Result<ArcId, ApiError> {
 pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
     item.validate()?;
     Ok(match item {
+        ConfigItem::CreateVxlanTunnel { .. } | ConfigItem::DeleteVxlanTunnel { .. } => {
+            crate::vxlan::to_op(item).expect("a tunnel item")
+        }
         ConfigItem::CreateAfPacket { host_if, name, mac } => Op::CreatePort {
             host_if,
             name,
@@ -177,6 +180,7 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::UnknownFeature { .. } => (NotFound, None, Some("feature")),
         DpError::TooManyInterfaces(_) => (Failed, None, None),
         DpError::Acl(e) => return crate::acl::api_error(e),
+        DpError::Vxlan(v) => crate::vxlan::api_error(v),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -386,6 +390,12 @@ impl Service {
                 }
                 out(Reply::Done)
             }
+            Request::DumpVxlanTunnels => {
+                for d in self.with(|dp| crate::vxlan::details(dp)) {
+                    out(Reply::Details(Details::VxlanTunnel(d)));
+                }
+                out(Reply::Done)
+            }
             Request::ShowVersion => {
                 let workers = self.with(|dp| dp.workers().len());
                 out(Reply::Details(Details::Version(VersionDetails {
@@ -478,16 +488,7 @@ impl Service {
             dp.interfaces()
                 .into_iter()
                 .map(|(sw_if, port, itf)| {
-                    let mut c = InterfaceCounters::default();
-                    for s in &stats {
-                        if let Some(i) = s.interfaces.get(sw_if as usize) {
-                            c.rx_packets += i.rx_packets.get();
-                            c.rx_bytes += i.rx_bytes.get();
-                            c.tx_packets += i.tx_packets.get();
-                            c.tx_bytes += i.tx_bytes.get();
-                            c.drops += i.drops.get();
-                        }
-                    }
+                    let c = if_counters(&stats, sw_if);
                     InterfaceDetails {
                         sw_if,
                         name: port.name,
@@ -503,4 +504,22 @@ impl Service {
                 .collect()
         })
     }
+}
+
+/// Interface `sw_if`'s counters summed over the workers.
+pub fn if_counters<S: AsRef<vpg_graph::counters::WorkerStats>>(
+    stats: &[S],
+    sw_if: u32,
+) -> InterfaceCounters {
+    let mut c = InterfaceCounters::default();
+    for s in stats {
+        if let Some(i) = s.as_ref().interfaces.get(sw_if as usize) {
+            c.rx_packets += i.rx_packets.get();
+            c.rx_bytes += i.rx_bytes.get();
+            c.tx_packets += i.tx_packets.get();
+            c.tx_bytes += i.tx_bytes.get();
+            c.drops += i.drops.get();
+        }
+    }
+    c
 }

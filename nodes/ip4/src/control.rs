@@ -123,6 +123,8 @@ pub struct Ip4Control {
     /// (prefix, len) → (path, source)
     routes: BTreeMap<(u32, u8), (RoutePath, RouteSource)>,
     neighbors: BTreeMap<(u32, Ipv4Addr), EthernetAddress>,
+    /// The one MAC behind a point-to-point interface (a VXLAN tunnel's far end).
+    peers: BTreeMap<u32, EthernetAddress>,
     fib: Fib,
     adjacencies: Vec<Adjacency>,
     adj_by_key: HashMap<AdjKey, AdjIndex>,
@@ -147,6 +149,7 @@ impl Ip4Control {
             interfaces: BTreeMap::new(),
             routes: BTreeMap::new(),
             neighbors: BTreeMap::new(),
+            peers: BTreeMap::new(),
             fib: Fib::new(ADJ_DROP),
             adjacencies: vec![Adjacency::Drop, Adjacency::Local],
             adj_by_key: HashMap::new(),
@@ -186,6 +189,7 @@ impl Ip4Control {
             .ok_or(Ip4Error::NoInterface(sw_if))?;
         self.routes.retain(|_, (p, _)| !path_uses(p, sw_if));
         self.neighbors.retain(|(s, _), _| *s != sw_if);
+        self.peers.remove(&sw_if);
         drop(itf);
         self.rebuild_fib()
     }
@@ -237,6 +241,29 @@ impl Ip4Control {
         };
         itf.addresses.remove(p);
         self.rebuild_fib()
+    }
+
+    /// Makes `sw_if` point-to-point with `mac` as the only station behind it (`None`: an ordinary
+    /// multi-access interface again). Routes out of it then rewrite to `mac` without ARP: an
+    /// attached route (`10.2.0.0/16 dev vxlan0`) and a next hop not yet resolved both use it,
+    /// while a neighbor learned or added for a next hop still wins.
+    pub fn set_peer_mac(
+        &mut self,
+        sw_if: u32,
+        mac: Option<EthernetAddress>,
+    ) -> Result<(), Ip4Error> {
+        self.itf_mut(sw_if)?;
+        match mac {
+            Some(m) => self.peers.insert(sw_if, m),
+            None => self.peers.remove(&sw_if),
+        };
+        self.refresh_adjacencies();
+        Ok(())
+    }
+
+    /// The peer MAC of a point-to-point interface.
+    pub fn peer_mac(&self, sw_if: u32) -> Option<EthernetAddress> {
+        self.peers.get(&sw_if).copied()
     }
 
     /// Sets the proxy-ARP prefixes of an interface.
@@ -392,28 +419,34 @@ impl Ip4Control {
     }
 
     fn adj_content(&self, key: AdjKey) -> Adjacency {
+        let rewrite_to = |itf: &Ip4Interface, mac: &EthernetAddress, next_hop| {
+            let mut rewrite = [0u8; 14];
+            rewrite[0..6].copy_from_slice(&mac.0);
+            rewrite[6..12].copy_from_slice(&itf.mac.0);
+            rewrite[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            Adjacency::Rewrite {
+                sw_if: itf.sw_if,
+                rewrite,
+                mtu: itf.mtu,
+                next_hop,
+            }
+        };
         match key {
-            AdjKey::Glean(sw_if) => Adjacency::Glean {
-                sw_if,
-                next_hop: None,
+            AdjKey::Glean(sw_if) => match (self.interfaces.get(&sw_if), self.peers.get(&sw_if)) {
+                (Some(itf), Some(peer)) => rewrite_to(itf, peer, Ipv4Addr::UNSPECIFIED),
+                _ => Adjacency::Glean {
+                    sw_if,
+                    next_hop: None,
+                },
             },
             AdjKey::Nbr(sw_if, ip) => {
-                match (
-                    self.interfaces.get(&sw_if),
-                    self.neighbors.get(&(sw_if, ip)),
-                ) {
-                    (Some(itf), Some(mac)) => {
-                        let mut rewrite = [0u8; 14];
-                        rewrite[0..6].copy_from_slice(&mac.0);
-                        rewrite[6..12].copy_from_slice(&itf.mac.0);
-                        rewrite[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-                        Adjacency::Rewrite {
-                            sw_if,
-                            rewrite,
-                            mtu: itf.mtu,
-                            next_hop: ip,
-                        }
-                    }
+                let itf = self.interfaces.get(&sw_if);
+                let mac = self
+                    .neighbors
+                    .get(&(sw_if, ip))
+                    .or_else(|| self.peers.get(&sw_if));
+                match (itf, mac) {
+                    (Some(itf), Some(mac)) => rewrite_to(itf, mac, ip),
                     (Some(_), None) => Adjacency::Glean {
                         sw_if,
                         next_hop: Some(ip),
@@ -523,4 +556,61 @@ fn route_key(c: Ipv4Cidr) -> Result<(u32, u8), Ip4Error> {
 
 fn cidr(p: u32, l: u8) -> Ipv4Cidr {
     Ipv4Cidr::new(Ipv4Addr::from(p), l).expect("prefix lengths in the table are <= 32")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_to_point_peer_resolves_attached_routes_and_unknown_next_hops() {
+        let mut c = Ip4Control::new();
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let peer = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        c.add_interface(3, "vxlan0", mac).unwrap();
+        c.add_address(3, "10.255.0.1/24".parse().unwrap()).unwrap();
+        let net: Ipv4Cidr = "10.2.0.0/16".parse().unwrap();
+        c.add_route(net, RoutePath::Attached { sw_if: 3 }).unwrap();
+        c.add_route(
+            "10.3.0.0/16".parse().unwrap(),
+            RoutePath::Via {
+                next_hop: Ipv4Addr::new(10, 255, 0, 2),
+                sw_if: 3,
+            },
+        )
+        .unwrap();
+        let adj_of = |c: &Ip4Control, p: &str| {
+            let p: Ipv4Cidr = p.parse().unwrap();
+            let r = c.routes().into_iter().find(|r| r.prefix == p).unwrap();
+            c.adjacencies()[r.adj as usize]
+        };
+        assert!(matches!(adj_of(&c, "10.2.0.0/16"), Adjacency::Glean { .. }));
+        assert!(matches!(adj_of(&c, "10.3.0.0/16"), Adjacency::Glean { .. }));
+        c.set_peer_mac(3, Some(peer)).unwrap();
+        for p in ["10.2.0.0/16", "10.3.0.0/16", "10.255.0.0/24"] {
+            let Adjacency::Rewrite { rewrite, sw_if, .. } = adj_of(&c, p) else {
+                panic!("{p}: {}", adj_of(&c, p))
+            };
+            assert_eq!(
+                (&rewrite[0..6], &rewrite[6..12], sw_if),
+                (&peer.0[..], &mac.0[..], 3)
+            );
+        }
+        assert_eq!(
+            adj_of(&c, "10.2.0.0/16").to_string(),
+            "rewrite peer 02:00:00:00:00:09 if 3"
+        );
+        // A neighbor for the next hop wins over the peer.
+        let nbr = EthernetAddress([2, 0, 0, 0, 0, 7]);
+        c.add_neighbor(3, Ipv4Addr::new(10, 255, 0, 2), nbr)
+            .unwrap();
+        let Adjacency::Rewrite { rewrite, .. } = adj_of(&c, "10.3.0.0/16") else {
+            panic!()
+        };
+        assert_eq!(&rewrite[0..6], &nbr.0);
+        c.set_peer_mac(3, None).unwrap();
+        assert!(matches!(adj_of(&c, "10.2.0.0/16"), Adjacency::Glean { .. }));
+        assert_eq!(c.peer_mac(3), None);
+        assert_eq!(c.set_peer_mac(4, Some(peer)), Err(Ip4Error::NoInterface(4)));
+    }
 }

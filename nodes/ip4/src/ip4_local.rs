@@ -1,10 +1,58 @@
 //! `ip4-local`: packets for one of the node's own addresses. Answers ICMP echo requests in place;
-//! everything else is dropped and counted until a later node (VXLAN, ESP) claims its protocol.
+//! hands UDP to the node registered for its destination port ([`LocalUdpPorts`]: VXLAN's 4789 to
+//! `vxlan4-decap`); everything else is dropped and counted until a later node (ESP) claims its
+//! protocol.
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use vpg_graph::wire::checksum;
-use vpg_graph::{Ctx, Node, NodeRegistration, Vector};
+use vpg_graph::{ConfigSet, Ctx, Layout, Node, NodeRegistration, Vector};
+
+/// Name of the node.
+pub const IP4_LOCAL: &str = "ip4-local";
+
+/// UDP destination ports that other nodes take from `ip4-local` (VPP's `udp_register_dst_port`):
+/// port → slot among ip4-local's next nodes. The node is added to ip4-local with
+/// `GraphSpec::add_next`; this table, part of the configuration snapshot, says which ports go
+/// to it. A handful of entries, searched in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalUdpPorts {
+    ports: Vec<(u16, u16)>,
+}
+
+/// A node named in [`LocalUdpPorts::new`] is not one of ip4-local's next nodes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("node '{0}' is not a next node of ip4-local (add it with GraphSpec::add_next)")]
+pub struct NotANextNode(pub String);
+
+impl LocalUdpPorts {
+    /// Resolves `(port, node)` pairs against `layout`.
+    pub fn new<'a>(
+        layout: &Layout,
+        ports: impl IntoIterator<Item = (u16, &'a str)>,
+    ) -> Result<Self, NotANextNode> {
+        let mut out = Vec::new();
+        for (port, node) in ports {
+            let slot = layout
+                .next_slot(IP4_LOCAL, node)
+                .ok_or_else(|| NotANextNode(node.into()))?;
+            if !out.iter().any(|&(p, _)| p == port) {
+                out.push((port, slot));
+            }
+        }
+        Ok(Self { ports: out })
+    }
+
+    /// The next slot for UDP destination port `port`.
+    #[inline(always)]
+    fn slot(&self, port: u16) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|&&(p, _)| p == port)
+            .map(|&(_, s)| s)
+    }
+}
 
 vpg_graph::error_counters! {
     /// ip4-local errors and counts.
@@ -19,6 +67,8 @@ vpg_graph::error_counters! {
         UnknownProtocol = "unknown-protocol": "no local handler for the IP protocol",
         /// A fragment for us (vpg does not reassemble).
         Fragment = "fragment": "fragmented packet for a local address (no reassembly)",
+        /// UDP handed to the node registered for its port (not an error).
+        UdpHandedOn = "udp-handed-on": "UDP packets handed to the node of their port (VXLAN)",
     }
 }
 
@@ -31,11 +81,16 @@ pub struct Ip4LocalTrace {
     src: Ipv4Addr,
     proto: u8,
     replied: bool,
+    /// UDP destination port handed to another node (0: none).
+    port: u16,
 }
 
 impl fmt::Display for Ip4LocalTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = vpg_graph::wire::IpProtocol::from(self.proto);
+        if self.port != 0 {
+            return write!(f, "{} from {}: port {} handed on", p, self.src, self.port);
+        }
         let what = if self.replied {
             "echo reply sent"
         } else {
@@ -47,22 +102,60 @@ impl fmt::Display for Ip4LocalTrace {
 
 /// The node.
 #[derive(Default)]
-pub struct Ip4Local;
+pub struct Ip4Local {
+    udp: Arc<LocalUdpPorts>,
+}
+
+/// The UDP destination port of a whole (unfragmented) UDP packet.
+#[inline(always)]
+fn udp_dst_port(d: &[u8]) -> Option<u16> {
+    if d.len() < 28 || d[9] != 17 || u16::from_be_bytes([d[6], d[7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let ihl = (d[0] & 0x0f) as usize * 4;
+    let p = d.get(ihl + 2..ihl + 4)?;
+    Some(u16::from_be_bytes([p[0], p[1]]))
+}
 
 impl Node for Ip4Local {
     type Trace = Ip4LocalTrace;
 
     fn registration(&self) -> NodeRegistration {
         NodeRegistration::internal(
-            "ip4-local",
+            IP4_LOCAL,
             &[vpg_graph::ERROR_DROP, "ip4-lookup"],
             Ip4LocalError::DESCRIPTIONS,
         )
     }
 
+    fn reconfigure(&mut self, c: &ConfigSet) {
+        if let Some(u) = c.get::<LocalUdpPorts>() {
+            self.udp = u;
+        }
+    }
+
     fn process(&mut self, cx: &mut Ctx<'_, Ip4LocalTrace>, v: &mut Vector) {
+        let mut handed_on = 0;
         for k in 0..v.len {
             let b = cx.buffers.get_mut(v.buffers[k]);
+            if !self.udp.ports.is_empty() {
+                let hit = udp_dst_port(b.data()).and_then(|p| Some((p, self.udp.slot(p)?)));
+                if let Some((port, slot)) = hit {
+                    if b.is_traced() {
+                        let d = b.data();
+                        let t = Ip4LocalTrace {
+                            src: Ipv4Addr::new(d[12], d[13], d[14], d[15]),
+                            proto: 17,
+                            replied: false,
+                            port,
+                        };
+                        cx.tracer.add(&b.hdr, t);
+                    }
+                    handed_on += 1;
+                    v.nexts[k] = slot;
+                    continue;
+                }
+            }
             let result = echo_reply(b.data_mut());
             let d = b.data();
             let (src, proto) = match d.get(9..16) {
@@ -75,6 +168,7 @@ impl Node for Ip4Local {
                     src,
                     proto,
                     replied: result.is_ok(),
+                    port: 0,
                 },
             );
             v.nexts[k] = match result {
@@ -87,6 +181,9 @@ impl Node for Ip4Local {
                     NEXT_DROP
                 }
             };
+        }
+        if handed_on > 0 {
+            cx.errors.count(Ip4LocalError::UdpHandedOn, handed_on);
         }
     }
 }
@@ -131,4 +228,41 @@ fn echo_reply(d: &mut [u8]) -> Result<(), Ip4LocalError> {
     let c = checksum::data(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_ports_resolve_against_the_layout() {
+        let mut g = vpg_graph::GraphSpec::new();
+        crate::register(&mut g);
+        g.add_next(IP4_LOCAL, "ip4-glean");
+        let l = g.build().unwrap();
+        let u = LocalUdpPorts::new(&l, [(4789, "ip4-glean"), (4789, "ip4-glean")]).unwrap();
+        assert_eq!(u.ports.len(), 1);
+        assert_eq!(u.slot(4789), l.next_slot(IP4_LOCAL, "ip4-glean"));
+        assert_eq!(u.slot(53), None);
+        assert_eq!(
+            LocalUdpPorts::new(&l, [(1, "arp-input")]),
+            Err(NotANextNode("arp-input".into()))
+        );
+    }
+
+    #[test]
+    fn only_whole_udp_packets_have_a_port() {
+        let mut d = [0u8; 28];
+        d[0] = 0x45;
+        d[9] = 17;
+        d[22..24].copy_from_slice(&4789u16.to_be_bytes());
+        assert_eq!(udp_dst_port(&d), Some(4789));
+        d[6] = 0x20; // more fragments
+        assert_eq!(udp_dst_port(&d), None);
+        d[6] = 0x40; // DF is fine
+        assert_eq!(udp_dst_port(&d), Some(4789));
+        d[9] = 6;
+        assert_eq!(udp_dst_port(&d), None);
+        assert_eq!(udp_dst_port(&d[..27]), None);
+    }
 }

@@ -61,6 +61,10 @@ impl fmt::Display for Adjacency {
                 let mac = EthernetAddress([
                     rewrite[0], rewrite[1], rewrite[2], rewrite[3], rewrite[4], rewrite[5],
                 ]);
+                if next_hop.is_unspecified() {
+                    // An attached route out of a point-to-point interface: no next hop.
+                    return write!(f, "rewrite peer {mac} if {sw_if}");
+                }
                 write!(f, "rewrite {next_hop} {mac} if {sw_if}")
             }
         }

@@ -3,6 +3,7 @@
 
 mod acl;
 mod show;
+mod vxlan;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,11 +42,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`).
+    /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`, `show vxlan tunnels`).
     Show {
         /// What to show.
         what: ShowWhat,
-        /// More words (for `show acl`).
+        /// More words (`show acl …`, `show vxlan tunnels`).
         args: Vec<String>,
     },
     /// ACLs: add, del, set an interface's list, match, clear sessions or counters.
@@ -140,6 +141,9 @@ enum Cmd {
         /// Interface name or index.
         interface: String,
     },
+    /// VXLAN tunnels: `vxlan create LOCAL REMOTE VNI`, `vxlan delete vx0`.
+    #[command(subcommand)]
+    Vxlan(vxlan::VxlanCmd),
     /// Apply a YAML or JSON file of changes as one transaction (all or nothing).
     Apply {
         /// The file: a list of changes, or `{items: [...]}`.
@@ -159,6 +163,7 @@ enum ShowWhat {
     Buffers,
     Features,
     Acl,
+    Vxlan,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -247,8 +252,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             what: ShowWhat::Acl,
             args,
         } => acl::show(&cli, args),
+        Cmd::Show {
+            what: ShowWhat::Vxlan,
+            args,
+        } => vxlan::show(&cli, args.first().map(String::as_str)),
+        Cmd::Show { args, .. } if !args.is_empty() => {
+            bail!(
+                "show: '{}' is not a table of it (only `show acl …` and `show vxlan tunnels` have them)",
+                args[0]
+            )
+        }
         Cmd::Show { what, .. } => show::show(&cli, *what),
         Cmd::Acl(cmd) => acl::run(&cli, cmd),
+        Cmd::Vxlan(cmd) => vxlan::run(&cli, cmd),
         Cmd::Trace { node, count, .. } => {
             connect(&cli)?.call(&Request::TraceAdd {
                 node: node.clone(),

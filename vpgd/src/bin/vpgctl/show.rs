@@ -7,7 +7,7 @@ use vpg_graph::show;
 use vpg_graph::stats_segment::StatsView;
 
 /// Human units: 1.23k, 4.56M.
-fn si(v: u64) -> String {
+pub(crate) fn si(v: u64) -> String {
     match v {
         0..=9_999 => v.to_string(),
         10_000..=9_999_999 => format!("{:.2}k", v as f64 / 1e3),
@@ -16,7 +16,7 @@ fn si(v: u64) -> String {
     }
 }
 
-fn bytes(v: u64) -> String {
+pub(crate) fn bytes(v: u64) -> String {
     match v {
         0..=999 => format!("{v} B"),
         1_000..=999_999 => format!("{:.1} KB", v as f64 / 1e3),
