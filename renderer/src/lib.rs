@@ -10,7 +10,7 @@
 //! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
 //! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
 //! | [`kube`] | reading `kubectl get namespaces,pods,networkpolicies -A -o json` (or YAML) |
-//! | [`reference`] | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
+//! | [`reference`](mod@reference) | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
 //!
 //! Meaning of the tables: a connection from A to B is allowed iff (when A and B are on
 //! different nodes, or B is no pod) the first matching rule of A's node's global table permits

@@ -3,7 +3,7 @@
 //!
 //! The serde types take the JSON/YAML of a real NetworkPolicy `spec` (camelCase) as the API
 //! server returns it. They are deliberately permissive (protocols and ports as written) so a
-//! malformed field is reported by [`compile`] with the policy's namespace/name instead of
+//! malformed field is reported by [`validate`] (and by the renderer) with the policy's namespace/name instead of
 //! failing the whole document.
 
 use std::collections::BTreeMap;
