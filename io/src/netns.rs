@@ -107,6 +107,37 @@ impl NetNs {
         run("ip", &a)
     }
 
+    /// Pings `dst` `count` times from inside (0.2 s apart, 1 s timeout each) and returns the
+    /// replies received (ping's exit status is ignored: losses are what tests measure).
+    pub fn ping(&self, dst: &str, count: u32) -> u32 {
+        let n = count.to_string();
+        let args = [
+            "netns",
+            "exec",
+            self.name.as_str(),
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &n,
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            dst,
+        ];
+        let Ok(o) = Command::new("ip").args(args).output() else {
+            return 0;
+        };
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.split(", ")
+            .find_map(|p| {
+                p.strip_suffix(" received")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Runs `ip -n NAME ...` (iproute2 without entering the namespace) and waits.
     pub fn ip(&self, args: &[&str]) -> Result<Output, String> {
         let mut a = vec!["-n", self.name.as_str()];

@@ -155,31 +155,7 @@ impl Drop for Lab {
 }
 
 fn ping(ns: &NetNs, dst: &str, count: u32) -> u32 {
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            dst,
-        ])
-        .output()
-        .unwrap();
-    let s = String::from_utf8_lossy(&o.stdout);
-    s.split(", ")
-        .find_map(|p| {
-            p.strip_suffix(" received")
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    ns.ping(dst, count)
 }
 
 const TCP_SERVER: &str = r#"

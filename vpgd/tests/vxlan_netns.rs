@@ -140,31 +140,7 @@ fn pod(ns: &NetNs, dev: &str, addr: &str, gw: &str) {
 }
 
 fn ping(ns: &NetNs, dst: &str, count: u32) -> u32 {
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            dst,
-        ])
-        .output()
-        .unwrap();
-    let s = String::from_utf8_lossy(&o.stdout);
-    s.split(", ")
-        .find_map(|p| {
-            p.strip_suffix(" received")
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    ns.ping(dst, count)
 }
 
 /// Receives one connection; prints the peer's address, the byte count and the sha256.

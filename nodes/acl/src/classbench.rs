@@ -109,10 +109,19 @@ pub fn parse_rule(line: &str) -> Option<RuleKey> {
     })
 }
 
-/// Reads a rules file.
-pub fn read_rules(path: &Path) -> Result<Vec<RuleKey>, ClassbenchError> {
+/// Parses the first `max` non-empty lines of `path` with `parse`; a line it refuses is a format
+/// error naming the file, the line and `what` the line should have been.
+fn read_lines<T>(
+    path: &Path,
+    max: usize,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, ClassbenchError> {
     let mut out = Vec::new();
     for (i, line) in open(path)?.lines().enumerate() {
+        if out.len() >= max {
+            break;
+        }
         let line = line.map_err(|source| ClassbenchError::Io {
             path: path.display().to_string(),
             source,
@@ -120,63 +129,44 @@ pub fn read_rules(path: &Path) -> Result<Vec<RuleKey>, ClassbenchError> {
         if line.trim().is_empty() {
             continue;
         }
-        out.push(parse_rule(&line).ok_or_else(|| ClassbenchError::Format {
+        out.push(parse(&line).ok_or_else(|| ClassbenchError::Format {
             path: path.display().to_string(),
             line: i + 1,
-            why: format!("not a ClassBench rule: {line:?}"),
+            why: format!("not {what}: {line:?}"),
         })?);
     }
     Ok(out)
 }
 
-/// Reads the first `max` headers of a trace (`src dst sport dport proto flags rule`, decimal).
+/// Reads a rules file.
+pub fn read_rules(path: &Path) -> Result<Vec<RuleKey>, ClassbenchError> {
+    read_lines(path, usize::MAX, "a ClassBench rule", parse_rule)
+}
+
+/// Parses one trace line (`src dst sport dport proto flags rule`, decimal).
+pub fn parse_header(line: &str) -> Option<PacketKey> {
+    let mut v = line.split_ascii_whitespace().map(|t| t.parse::<u32>().ok());
+    let mut next = || v.next().flatten();
+    let (src, dst, sport, dport, proto) = (next()?, next()?, next()?, next()?, next()?);
+    Some(PacketKey {
+        src,
+        dst,
+        sport: u16::try_from(sport).ok()?,
+        dport: u16::try_from(dport).ok()?,
+        proto: u8::try_from(proto).ok()?,
+        tcp_flags: 0,
+        icmp_id: 0,
+    })
+}
+
+/// Reads the first `max` headers of a trace.
 pub fn read_trace(path: &Path, max: usize) -> Result<Vec<PacketKey>, ClassbenchError> {
-    let mut out = Vec::new();
-    for (i, line) in open(path)?.lines().enumerate().take(max) {
-        let line = line.map_err(|source| ClassbenchError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let v: Vec<u32> = line
-            .split_ascii_whitespace()
-            .take(5)
-            .map_while(|t| t.parse().ok())
-            .collect();
-        let [src, dst, sport, dport, proto] = v[..] else {
-            return Err(ClassbenchError::Format {
-                path: path.display().to_string(),
-                line: i + 1,
-                why: format!("not a trace header: {line:?}"),
-            });
-        };
-        out.push(PacketKey {
-            src,
-            dst,
-            sport: sport as u16,
-            dport: dport as u16,
-            proto: proto as u8,
-            tcp_flags: 0,
-            icmp_id: 0,
-        });
-    }
-    Ok(out)
+    read_lines(path, max, "a trace header", parse_header)
 }
 
 /// Reads the first `max` expected matches (one rule index per line, `u32::MAX` for none).
 pub fn read_matches(path: &Path, max: usize) -> Result<Vec<u32>, ClassbenchError> {
-    let mut out = Vec::new();
-    for (i, line) in open(path)?.lines().enumerate().take(max) {
-        let line = line.map_err(|source| ClassbenchError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        out.push(line.trim().parse().map_err(|_| ClassbenchError::Format {
-            path: path.display().to_string(),
-            line: i + 1,
-            why: format!("not a rule index: {line:?}"),
-        })?);
-    }
-    Ok(out)
+    read_lines(path, max, "a rule index", |l| l.trim().parse().ok())
 }
 
 #[cfg(test)]
