@@ -10,6 +10,7 @@
 //! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
 //! | [`acl_backend`] | [`AclBackend`]: tables and [`Changes`] → `vpg-acl` ACLs and interface lists, one change set per transaction |
 //! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
+//! | [`synth`] | a synthetic cluster at scale, for the benchmarks |
 //! | [`kube`] | reading `kubectl get namespaces,pods,networkpolicies -A -o json` (or YAML) |
 //! | [`reference`](mod@reference) | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
 //!
@@ -33,6 +34,7 @@ mod ports;
 pub mod reference;
 pub mod rule;
 pub mod selector;
+pub mod synth;
 mod tables;
 
 pub use acl_backend::{AclBackend, AclChangeSet, BackendError, Interface, InterfaceAcls};
