@@ -155,7 +155,8 @@ pub fn event(_o: &RunOptions) -> anyhow::Result<ScenarioReport> {
     for pods in SCALES {
         let c = cluster(pods);
         let s = scale_name(pods);
-        let before = rss_kib();
+        // Memory is reported by render-full: here the allocator reuses what earlier scenarios
+        // freed, so an RSS difference would mean nothing.
         let mut r = Renderer::new(NODE);
         let mut b = AclBackend::new(1);
         let mut t = r.txn();
@@ -169,13 +170,6 @@ pub fn event(_o: &RunOptions) -> anyhow::Result<ScenarioReport> {
             t.update_pod(p.clone());
         }
         b.apply(&t.commit())?;
-        let after = rss_kib();
-        details.insert(
-            format!("{s}_state_rss_mib"),
-            after.zip(before).map_or("n/a".into(), |(a, b)| {
-                format!("{:.1}", a.saturating_sub(b) as f64 / 1024.0)
-            }),
-        );
         let n = if pods >= 10_000 { 50 } else { 200 };
 
         // A remote pod of ns0, app1 (a source of node-0's app0 pods).
