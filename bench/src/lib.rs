@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod afpacket;
 pub mod forward;
+pub mod render;
 pub mod report;
 pub mod vxlan;
 
@@ -133,6 +134,16 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "acl-stateful-10k-flows",
             about: "acl-in-ip4 with permit+reflect: 10k UDP flows, every measured packet a session hit",
             run: acl::stateful,
+        },
+        Scenario {
+            name: "render-full",
+            about: "renderer: full render of node-0 (1k pods/100 policies, 10k pods/1k policies, 100 nodes) and its ACL change set; ms and RSS in details",
+            run: render::full,
+        },
+        Scenario {
+            name: "render-event",
+            about: "renderer: one pod added/removed (remote, local egress-isolated), relabelled, one policy changed at both scales, each with its ACL change set; µs in details",
+            run: render::event,
         },
     ]
 }

@@ -19,7 +19,7 @@ use crate::selector::Labels;
 use crate::tables::{self, IngressKey, PodRules, TableKey};
 
 /// A local table as the data plane sees it: the rules and the pods whose interfaces carry it.
-/// This is also the JSON shape of `vpg-render --json` (`pods` as `namespace/name`).
+/// This is also the JSON shape of `vpg-agent render --json` (`pods` as `namespace/name`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalTable {
     /// Content hash of `rules`.

@@ -8,7 +8,9 @@
 //! | [`policy`] | `networking.k8s.io/v1` NetworkPolicy `spec` as serde types, and their checks |
 //! | [`selector`] | label selectors |
 //! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
+//! | [`acl_backend`] | [`AclBackend`]: tables and [`Changes`] → `vpg-acl` ACLs and interface lists, one change set per transaction |
 //! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
+//! | [`synth`] | a synthetic cluster at scale, for the benchmarks |
 //! | [`kube`] | reading `kubectl get namespaces,pods,networkpolicies -A -o json` (or YAML) |
 //! | [`reference`](mod@reference) | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
 //!
@@ -20,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl_backend;
 pub mod cache;
 pub mod error;
 mod fast;
@@ -31,8 +34,10 @@ mod ports;
 pub mod reference;
 pub mod rule;
 pub mod selector;
+pub mod synth;
 mod tables;
 
+pub use acl_backend::{AclBackend, AclChangeSet, BackendError, Interface, InterfaceAcls};
 pub use cache::{
     labels, Changes, GlobalTable, LocalTable, NodeTables, Reassigned, Renderer, TableChange, Txn,
 };
