@@ -135,6 +135,163 @@ pub(crate) fn sweep(
     (ms, mc, b.finish())
 }
 
+/// Intervals up to which an address field uses the trie (its plies grow with the intervals that
+/// split /16s and /24s: past a few thousand the memory and the build time outgrow the gain).
+const TRIE_MAX_INTERVALS: usize = 4096;
+
+/// An address field's lookup: the trie for fields with few intervals (fast, no search), the
+/// index over interval starts for the others (compact, quick to build).
+#[derive(Clone, Debug)]
+pub(crate) enum AddrLookup {
+    Trie(AddrTrie),
+    Index(AddrIndex),
+}
+
+impl AddrLookup {
+    pub(crate) fn new(starts: Vec<u32>, class: Vec<u32>) -> Self {
+        if starts.len() <= TRIE_MAX_INTERVALS {
+            AddrLookup::Trie(AddrTrie::new(starts, class))
+        } else {
+            AddrLookup::Index(AddrIndex::new(starts, class))
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn lookup(&self, a: u32) -> u32 {
+        match self {
+            AddrLookup::Trie(t) => t.lookup(a),
+            AddrLookup::Index(x) => x.lookup(a),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, a: u32) {
+        match self {
+            AddrLookup::Trie(t) => t.prefetch(a),
+            AddrLookup::Index(x) => x.prefetch(a),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            AddrLookup::Trie(t) => t.bytes(),
+            AddrLookup::Index(x) => x.bytes(),
+        }
+    }
+
+    pub(crate) fn intervals(&self) -> usize {
+        match self {
+            AddrLookup::Trie(t) => t.intervals(),
+            AddrLookup::Index(x) => x.intervals(),
+        }
+    }
+}
+
+/// Address lookup: a 16-8-8 trie of class ids (the FIB's mtrie shape, holding classes instead of
+/// adjacencies). A /16 inside one interval is answered by the root entry; otherwise a 256-entry
+/// ply for its /24s, and below that one for the addresses. The root slot depends only on the
+/// address, so a batch prefetches it keys ahead; there is no search and no data-dependent branch
+/// beyond "is this a ply".
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AddrTrie {
+    /// 65,536 entries: a class, or `PLY | index` of a ply in `plies`.
+    root: Vec<u32>,
+    /// 256-entry plies, back to back.
+    plies: Vec<u32>,
+    intervals: usize,
+}
+
+const PLY: u32 = 1 << 31;
+
+impl AddrTrie {
+    /// Builds the trie from interval starts (sorted, `starts[0] == 0`) and each interval's class.
+    pub(crate) fn new(starts: Vec<u32>, class: Vec<u32>) -> Self {
+        let mut t = AddrTrie {
+            root: Vec::with_capacity(65536),
+            plies: Vec::new(),
+            intervals: starts.len(),
+        };
+        // Walk the intervals once, in address order: `i` is the interval holding `a`.
+        let mut i = 0usize;
+        let end_of = |i: usize| starts.get(i + 1).map_or(u64::MAX, |&s| s as u64);
+        for h in 0..65536u64 {
+            let lo = h << 16;
+            while end_of(i) <= lo {
+                i += 1;
+            }
+            let c = class.get(i).copied().unwrap_or(0);
+            if end_of(i) > lo + 0xffff {
+                t.root.push(c);
+                continue;
+            }
+            let ply = t.plies.len() / 256;
+            t.root.push(PLY | ply as u32);
+            t.plies.resize(t.plies.len() + 256, 0);
+            for m in 0..256u64 {
+                let lo2 = lo | (m << 8);
+                while end_of(i) <= lo2 {
+                    i += 1;
+                }
+                let c = class.get(i).copied().unwrap_or(0);
+                let entry = if end_of(i) > lo2 + 0xff {
+                    c
+                } else {
+                    let leaf = t.plies.len() / 256;
+                    t.plies.resize(t.plies.len() + 256, 0);
+                    for a in 0..256u64 {
+                        while end_of(i) <= lo2 | a {
+                            i += 1;
+                        }
+                        t.plies[leaf * 256 + a as usize] = class.get(i).copied().unwrap_or(0);
+                    }
+                    PLY | leaf as u32
+                };
+                t.plies[ply * 256 + m as usize] = entry;
+            }
+        }
+        t
+    }
+
+    /// The class of address `a`.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, a: u32) -> u32 {
+        let e = self.root.get((a >> 16) as usize).copied().unwrap_or(0);
+        if e & PLY == 0 {
+            return e;
+        }
+        let e = self
+            .plies
+            .get(((e & !PLY) as usize) * 256 + ((a >> 8) & 0xff) as usize)
+            .copied()
+            .unwrap_or(0);
+        if e & PLY == 0 {
+            return e;
+        }
+        self.plies
+            .get(((e & !PLY) as usize) * 256 + (a & 0xff) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Memory held, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        (self.root.len() + self.plies.len()) * 4
+    }
+
+    /// Number of elementary intervals.
+    pub(crate) fn intervals(&self) -> usize {
+        self.intervals
+    }
+
+    /// Prefetches the root slot of `a`.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, a: u32) {
+        if let Some(p) = self.root.get((a >> 16) as usize) {
+            vpg_graph::sys::prefetch(p);
+        }
+    }
+}
+
 /// Address lookup: sorted interval starts with a direct index on the top bits, so a lookup is one
 /// index read and a short search inside one slice of the address space. The index has about four
 /// slots per interval (8 to 16 bits): small sets get an index that stays in L1.
@@ -238,6 +395,26 @@ mod tests {
         assert_eq!(set(100), 0b100);
         assert_eq!(c[0], c[4], "same rule set, same class");
         assert_eq!(bits.classes, 4);
+        let trie = AddrTrie::new(
+            vec![0, 0x0001_0005, 0x0001_0007, 0x0005_0000],
+            vec![0, 1, 2, 3],
+        );
+        for a in [
+            0,
+            0x0001_0004,
+            0x0001_0005,
+            0x0001_0006,
+            0x0001_0008,
+            0x0004_ffff,
+            0x0005_0000,
+            u32::MAX,
+        ] {
+            let ix = AddrIndex::new(
+                vec![0, 0x0001_0005, 0x0001_0007, 0x0005_0000],
+                vec![0, 1, 2, 3],
+            );
+            assert_eq!(trie.lookup(a), ix.lookup(a), "address {a:#x}");
+        }
         let ix = AddrIndex::new(
             vec![0, 0x0001_0005, 0x0001_0007, 0x0005_0000],
             vec![0, 1, 2, 3],

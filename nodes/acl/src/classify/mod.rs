@@ -17,7 +17,7 @@ mod field;
 pub mod linear;
 
 use crate::rule::{PacketKey, RuleKey};
-use field::{direct_table, sweep, AddrIndex, ClassBuilder, FieldBits};
+use field::{direct_table, sweep, AddrLookup, ClassBuilder, FieldBits};
 
 /// No rule matched.
 pub const NO_MATCH: u32 = u32::MAX;
@@ -97,8 +97,8 @@ pub struct Classifier {
     rules: usize,
     words: usize,
     aggs: usize,
-    src: AddrIndex,
-    dst: AddrIndex,
+    src: AddrLookup,
+    dst: AddrLookup,
     src_bits: FieldBits,
     dst_bits: FieldBits,
     sport: Direct,
@@ -211,8 +211,8 @@ impl Classifier {
             rules: n,
             words,
             aggs,
-            src: AddrIndex::new(ss, sc),
-            dst: AddrIndex::new(ds, dc),
+            src: AddrLookup::new(ss, sc),
+            dst: AddrLookup::new(ds, dc),
             src_bits,
             dst_bits,
             sport: Direct::new(direct_table(&sps, &spc, 65536), n_sport),
