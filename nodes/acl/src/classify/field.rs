@@ -137,7 +137,7 @@ pub(crate) fn sweep(
 
 /// Intervals up to which an address field uses the trie (its plies grow with the intervals that
 /// split /16s and /24s: past a few thousand the memory and the build time outgrow the gain).
-const TRIE_MAX_INTERVALS: usize = 4096;
+const TRIE_MAX_INTERVALS: usize = 8192;
 
 /// An address field's lookup: the trie for fields with few intervals (fast, no search), the
 /// index over interval starts for the others (compact, quick to build).
