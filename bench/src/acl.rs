@@ -131,9 +131,9 @@ fn dpdk_best(
     // dpdk-test-acl reads a plain-text trace: unpack ours once.
     let plain = std::env::temp_dir().join(format!("vpg-bench-{set}.trace"));
     if !plain.exists() {
-        let keys = std::io::BufReader::new(flate2_reader(&dir.join(format!("{set}.trace.gz")))?);
+        let mut gz = vpg_acl::classbench::open(&dir.join(format!("{set}.trace.gz")))?;
         let mut f = std::io::BufWriter::new(std::fs::File::create(&plain)?);
-        std::io::copy(&mut { keys }, &mut f)?;
+        std::io::copy(&mut gz, &mut f)?;
         f.flush()?;
     }
     let mut best: Option<(String, f64, f64)> = None;
@@ -176,10 +176,6 @@ fn dpdk_best(
         }
     }
     best.context("dpdk-test-acl printed no result")
-}
-
-fn flate2_reader(p: &Path) -> anyhow::Result<impl std::io::Read> {
-    Ok(flate2::read::GzDecoder::new(std::fs::File::open(p)?))
 }
 
 /// A 64-byte Ethernet/IPv4 frame carrying `k` (ports, or ICMP type/code, in the first L4 bytes).

@@ -7,7 +7,6 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 use vpg_acl::control::{AclControl, AclError};
 use vpg_acl::session::SessionTable;
-use vpg_acl::tables::SessionConfig;
 use vpg_acl::{Acl, Action, PacketKey, PortRange, Rule, Verdict};
 use vpg_api::acl::{
     AclClassifierDetails, AclDetails, AclInterfaceDetails, AclMatchDetails, AclMatchQuery, AclRule,
@@ -395,9 +394,4 @@ pub fn clear_sessions(dp: &DataPlane, f: &SessionFilter) -> usize {
             })
         })
         .sum()
-}
-
-/// The default session settings, for docs and tests.
-pub fn default_sessions() -> SessionConfig {
-    SessionConfig::default()
 }

@@ -3,6 +3,8 @@
 //! iproute2, ping, python3 (scripts/setup.sh); skipped with the reason printed only where the
 //! kernel refuses namespaces.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -107,19 +109,8 @@ impl Lab {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.vpgd.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.vpgd.take() {
+            common::terminate(c);
         }
     }
 

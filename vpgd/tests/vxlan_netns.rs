@@ -9,6 +9,8 @@
 //! 10.1.0.2    10.1.0.1  vx0 10.255.0.1            vxlan0 / vx0 10.255.0.2  10.2.0.1   10.2.0.2
 //! ```
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -110,19 +112,8 @@ impl Vpgd {
 
 impl Drop for Vpgd {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            common::terminate(c);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

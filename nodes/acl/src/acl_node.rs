@@ -11,7 +11,6 @@ use crate::rule::{proto, Action, PacketKey};
 use crate::session::{SessionKey, SessionTable};
 use crate::tables::AclTables;
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use vpg_graph::{ArcId, ConfigSet, Ctx, Node, NodeRegistration, Vector};
 
@@ -185,6 +184,7 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
         let mut keys = [PacketKey::default(); vpg_graph::FRAME_SIZE];
         let mut sw = [0u32; vpg_graph::FRAME_SIZE];
         let mut ok = [false; vpg_graph::FRAME_SIZE];
+        let mut skeys = [(SessionKey::default(), false); vpg_graph::FRAME_SIZE];
         let check_sessions = !sessions.is_empty();
         for k in 0..n {
             if k + 2 < n {
@@ -195,8 +195,9 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
             if let Some(key) = b.data().get(Self::L3..).and_then(packet_key) {
                 keys[k] = key;
                 ok[k] = true;
+                skeys[k] = SessionKey::of(sw[k], &key);
                 if check_sessions {
-                    sessions.prefetch(&SessionKey::of(sw[k], &key).0);
+                    sessions.prefetch(&skeys[k].0);
                 }
             }
         }
@@ -216,7 +217,7 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
             let mut end = k;
             while end < n && t.list(sw[end], INPUT).map(Arc::as_ptr) == list_ptr {
                 if ok[end] && list.is_some() {
-                    let (skey, fwd) = SessionKey::of(sw[end], &keys[end]);
+                    let (skey, fwd) = skeys[end];
                     let found = if check_sessions {
                         sessions.find(&skey)
                     } else {
@@ -289,7 +290,7 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
                                     pass = true;
                                 }
                                 Action::PermitReflect => {
-                                    let (skey, fwd) = SessionKey::of(sw_if, &key);
+                                    let (skey, fwd) = skeys[k];
                                     // An earlier packet of this frame may have made the session.
                                     let s = match sessions.find(&skey) {
                                         Some(s) => {
@@ -351,11 +352,6 @@ impl<const INPUT: bool> Node for AclNode<INPUT> {
         cx.errors.count(AclError::Permit, permit);
         cx.errors.count(AclError::SessionCreated, created);
     }
-}
-
-/// Formats an address for traces and dumps.
-pub fn addr(a: u32) -> Ipv4Addr {
-    Ipv4Addr::from_bits(a)
 }
 
 #[cfg(test)]

@@ -44,7 +44,8 @@ pub fn data_dir(start: &Path) -> Option<PathBuf> {
         .find(|p| p.join("acl1_1k.rules").is_file())
 }
 
-fn open(path: &Path) -> Result<Box<dyn BufRead>, ClassbenchError> {
+/// A buffered reader of `path`, gunzipped when its name ends in `.gz`.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead>, ClassbenchError> {
     let io = |source| ClassbenchError::Io {
         path: path.display().to_string(),
         source,

@@ -252,10 +252,7 @@ impl Classifier {
         let p = self.proto.get(k.proto as usize);
         match &self.l4 {
             L4::Crossed { table, bits } => {
-                let l = table
-                    .get((sp * self.n_dport + dp) * self.n_proto + p)
-                    .copied()
-                    .unwrap_or(0) as usize;
+                let l = self.crossed(table, sp, dp, p);
                 self.scan([(&self.src_bits, s), (&self.dst_bits, d), (bits, l)], k)
             }
             L4::Separate {
@@ -303,13 +300,12 @@ impl Classifier {
                     self.sport.prefetch(n.sport as usize);
                     self.dport.prefetch(n.dport as usize);
                 }
-                let sp = self.sport.get(k.sport as usize);
-                let dp = self.dport.get(k.dport as usize);
-                let p = self.proto.get(k.proto as usize);
-                let l = table
-                    .get((sp * self.n_dport + dp) * self.n_proto + p)
-                    .copied()
-                    .unwrap_or(0) as usize;
+                let l = self.crossed(
+                    table,
+                    self.sport.get(k.sport as usize),
+                    self.dport.get(k.dport as usize),
+                    self.proto.get(k.proto as usize),
+                );
                 cls[i] = [
                     self.src.lookup(k.src) as usize,
                     self.dst.lookup(k.dst) as usize,
@@ -334,6 +330,16 @@ impl Classifier {
                 );
             }
         }
+    }
+
+    /// The crossed L4 class of source-port class `sp`, destination-port class `dp` and
+    /// protocol class `p`.
+    #[inline(always)]
+    fn crossed(&self, table: &[u32], sp: usize, dp: usize, p: usize) -> usize {
+        table
+            .get((sp * self.n_dport + dp) * self.n_proto + p)
+            .copied()
+            .unwrap_or(0) as usize
     }
 
     /// ANDs the aggregates of the classes, then the candidate words in priority order.
