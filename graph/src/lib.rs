@@ -25,6 +25,7 @@ pub mod show;
 pub mod stats_segment;
 pub mod sys;
 pub mod time;
+pub mod timer_wheel;
 pub mod trace;
 pub mod wire;
 pub mod worker;

@@ -23,6 +23,8 @@ pub struct Harness {
     pub features: FeatureConfig,
     /// ACL control state (its nodes are in every harness graph, off until enabled).
     pub acl: vpg_acl::AclControl,
+    /// NAT44 control state (its nodes are in every harness graph, off until enabled).
+    pub nat: vpg_nat44::Nat44Control,
     captures: HashMap<u32, crossbeam_channel::Receiver<Vec<u8>>>,
     /// Time the next dispatch sees.
     pub now: Time,
@@ -44,6 +46,7 @@ impl Harness {
     pub fn with_spec(mut spec: GraphSpec) -> Self {
         vpg_ip4::register(&mut spec);
         vpg_acl::register(&mut spec);
+        vpg_nat44::register(&mut spec);
         spec.node(|| PgInput::new("ethernet-input"));
         let layout = spec.build().expect("graph builds");
         let pool = BufferPool::with_count(4096, false).expect("buffer memory");
@@ -53,6 +56,7 @@ impl Harness {
             ip4: Ip4Control::new(),
             features: FeatureConfig::default(),
             acl: vpg_acl::AclControl::new(1),
+            nat: vpg_nat44::Nat44Control::new(1),
             captures: HashMap::new(),
             now: Time::from_secs(1),
         }
@@ -87,9 +91,16 @@ impl Harness {
 
     /// Publishes the control state to the runtime (between frames).
     pub fn commit(&mut self) {
+        let ip4 = &self.ip4;
+        let addr_of = |i: u32| {
+            ip4.interfaces()
+                .find(|x| x.sw_if == i)
+                .and_then(|x| x.primary_address())
+        };
         let cfg = ConfigSet::new()
             .with(self.ip4.tables())
             .with(self.acl.tables())
+            .with(self.nat.tables(&addr_of))
             .with(Arc::new(self.features.clone()));
         self.rt.reconfigure(Arc::new(cfg));
     }
@@ -114,6 +125,35 @@ impl Harness {
             self.features.disable(arc, sw_if, p);
         }
         self.commit();
+    }
+
+    /// Sets an interface's NAT44 role and the features it needs, as vpgd does.
+    pub fn set_nat(&mut self, sw_if: u32, role: vpg_nat44::Role) {
+        self.nat
+            .set_interface(sw_if, role, |_| true)
+            .expect("nat role");
+        for (arc, node, on) in self.nat.features_for(role) {
+            let p = self
+                .rt
+                .layout()
+                .feature_position(arc, node)
+                .expect("nat feature");
+            if on {
+                self.features.enable(arc, sw_if, p);
+            } else {
+                self.features.disable(arc, sw_if, p);
+            }
+        }
+        self.commit();
+    }
+
+    /// The NAT44 sessions of this worker.
+    pub fn nat_sessions(&mut self) -> Vec<vpg_nat44::Session> {
+        self.rt
+            .locals_mut()
+            .get::<vpg_nat44::SessionTable>()
+            .map(|t| t.iter().map(|(_, s)| *s).collect())
+            .unwrap_or_default()
     }
 
     /// Sends `frames` as if received on `rx_if` and runs the graph until they are processed.

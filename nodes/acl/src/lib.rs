@@ -24,7 +24,7 @@ pub mod control;
 pub mod rule;
 pub mod session;
 pub mod tables;
-pub mod wheel;
+pub use vpg_graph::timer_wheel as wheel;
 
 pub use acl_node::{AclIn, AclNode, AclOut};
 pub use control::{AclControl, AclError as AclControlError, Verdict};

@@ -1,4 +1,4 @@
-//! A timer wheel for session expiry, driven by the injected clock.
+//! A timer wheel for session expiry (ACL and NAT44 sessions), driven by the injected clock.
 //!
 //! One slot per tick (1 s); a session sits in the slot of the tick when it may expire. Activity
 //! only updates the session's last-active time, so the packet path never touches the wheel;
