@@ -219,34 +219,7 @@ pub fn acl_runtime(
     let (mut rt, mut details) = forwarding_runtime_with_flows(1, o.huge_pages, 16384, 1)?;
     // Replace the forwarding scenario's table with one whose default route covers every trace
     // destination, and add the ACL feature.
-    let mut ip4 = vpg_ip4::Ip4Control::new();
-    ip4.add_interface(
-        0,
-        "pg0",
-        vpg_graph::wire::EthernetAddress([0x02, 0, 0, 0, 0, 1]),
-    )?;
-    ip4.add_interface(
-        1,
-        "pg1",
-        vpg_graph::wire::EthernetAddress([0x02, 0, 0, 0, 0, 2]),
-    )?;
-    for (i, a) in [(0, "192.0.2.1/24"), (1, "198.18.0.1/24")] {
-        ip4.set_admin_up(i, true)?;
-        ip4.add_address(i, a.parse::<Ipv4Cidr>()?)?;
-    }
-    let nh = std::net::Ipv4Addr::new(198, 18, 0, 2);
-    ip4.add_neighbor(
-        1,
-        nh,
-        vpg_graph::wire::EthernetAddress([0x02, 0, 0, 0, 0, 3]),
-    )?;
-    ip4.add_route(
-        "0.0.0.0/0".parse()?,
-        vpg_ip4::RoutePath::Via {
-            next_hop: nh,
-            sw_if: 1,
-        },
-    )?;
+    let ip4 = crate::forward::default_route_tables()?;
     let mut ctl = AclControl::new(1);
     let rules = acl.rules.len();
     let id = acl.id;

@@ -56,6 +56,28 @@ fn routes(n: usize) -> Vec<(Ipv4Addr, u8)> {
     }
 }
 
+/// pg0 (192.0.2.1/24, in) and pg1 (198.18.0.1/24, out) with a default route out of pg1 via
+/// 198.18.0.2: every destination is covered (the ACL and NAT scenarios).
+pub fn default_route_tables() -> anyhow::Result<Ip4Control> {
+    let mut ip4 = Ip4Control::new();
+    ip4.add_interface(0, "pg0", EthernetAddress(MAC_IN))?;
+    ip4.add_interface(1, "pg1", EthernetAddress(MAC_OUT))?;
+    for (i, a) in [(0, "192.0.2.1/24"), (1, "198.18.0.1/24")] {
+        ip4.set_admin_up(i, true)?;
+        ip4.add_address(i, a.parse::<Ipv4Cidr>()?)?;
+    }
+    let nh = Ipv4Addr::new(198, 18, 0, 2);
+    ip4.add_neighbor(1, nh, EthernetAddress(NEIGHBOR_MAC))?;
+    ip4.add_route(
+        "0.0.0.0/0".parse()?,
+        RoutePath::Via {
+            next_hop: nh,
+            sw_if: 1,
+        },
+    )?;
+    Ok(ip4)
+}
+
 /// Builds the forwarding graph and its tables; returns the runtime and a description.
 pub fn forwarding_runtime(
     n_routes: usize,
@@ -74,8 +96,9 @@ pub fn forwarding_runtime_with_flows(
 ) -> anyhow::Result<(Runtime, BTreeMap<String, String>)> {
     let mut spec = GraphSpec::new();
     vpg_ip4::register(&mut spec);
-    // The ACL features are registered as in vpgd (off unless an ACL scenario enables them).
+    // The ACL and NAT features are registered as in vpgd (off unless a scenario enables them).
     vpg_acl::register(&mut spec);
+    vpg_nat44::register(&mut spec);
     spec.node(|| PgInput::new("ethernet-input"));
     let layout = spec.build()?;
     let pool = BufferMemory::new(buffers, huge_pages)?

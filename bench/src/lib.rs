@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod afpacket;
 pub mod forward;
+pub mod nat44;
 pub mod render;
 pub mod report;
 pub mod vxlan;
@@ -134,6 +135,26 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "acl-stateful-10k-flows",
             about: "acl-in-ip4 with permit+reflect: 10k UDP flows, every measured packet a session hit",
             run: acl::stateful,
+        },
+        Scenario {
+            name: "nat44-in2out-64k-sessions",
+            about: "nat44-in2out (SNAT on the uplink): 64-byte UDP, 64k sessions, every measured packet a session hit",
+            run: |o| nat44::in2out(65_536, o),
+        },
+        Scenario {
+            name: "nat44-in2out-1m-sessions",
+            about: "the same with 1M sessions",
+            run: |o| nat44::in2out(1 << 20, o),
+        },
+        Scenario {
+            name: "nat44-out2in-64k-sessions",
+            about: "nat44-out2in: the replies of 64k SNAT sessions arriving on the uplink",
+            run: nat44::out2in,
+        },
+        Scenario {
+            name: "nat44-session-setup",
+            about: "nat44-in2out creating a session for every packet (2M new flows): new sessions per second on one core",
+            run: nat44::setup,
         },
         Scenario {
             name: "render-full",

@@ -58,9 +58,14 @@ pub struct AclMeta {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NatMeta {
-    /// Session the packet matched, or `u32::MAX`.
+    /// Session the packet matched.
     pub session: u32,
+    /// `NAT_*` flags.
+    pub flags: u32,
 }
+
+/// [`NatMeta`] flag: a reply translated back by a DNAT (service) session; SNAT leaves it alone.
+pub const NAT_DNAT_REPLY: u32 = 1;
 
 /// Tunnel metadata (owned by nodes/vxlan and nodes/esp).
 #[repr(C)]

@@ -514,6 +514,81 @@ pub fn rdtsc() -> u64 {
     }
 }
 
+/// A fixed-length array of `T` in its own anonymous mapping, backed by transparent huge pages
+/// where the kernel offers them (large per-worker tables such as NAT sessions: with 4 KiB pages
+/// their random accesses cost a TLB miss each). Unlike [`LargeArray`] it holds any `Clone` type:
+/// every element is written before the array is handed out.
+pub struct HugeArray<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    map_len: usize,
+}
+
+// SAFETY: HugeArray owns its elements exclusively, like a Box<[T]>.
+unsafe impl<T: Send> Send for HugeArray<T> {}
+// SAFETY: shared access only hands out &T, like a Box<[T]>.
+unsafe impl<T: Sync> Sync for HugeArray<T> {}
+
+impl<T: Clone> HugeArray<T> {
+    /// `len` copies of `value`.
+    pub fn new(len: usize, value: T) -> std::io::Result<Self> {
+        let bytes = len
+            .max(1)
+            .checked_mul(std::mem::size_of::<T>().max(1))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "mapping size overflows")
+            })?;
+        let map_len = bytes.div_ceil(HUGE_2M) * HUGE_2M;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        // SAFETY: anonymous mapping with no address hint; the result is checked.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), map_len, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: p..p+map_len is the mapping just made, not yet touched; madvise only changes
+        // its paging policy (a refusal leaves 4 KiB pages).
+        unsafe { libc::madvise(p, map_len, libc::MADV_HUGEPAGE) };
+        let ptr = NonNull::new(p as *mut T).expect("mmap never returns null on success");
+        debug_assert!(ptr.as_ptr().is_aligned(), "page-aligned");
+        for k in 0..len {
+            // SAFETY: k < len and the mapping holds len elements; each slot is written once
+            // before any read.
+            unsafe { ptr.as_ptr().add(k).write(value.clone()) };
+        }
+        Ok(Self { ptr, len, map_len })
+    }
+}
+
+impl<T> std::ops::Deref for HugeArray<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: ptr points to len initialised T's that we own.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for HugeArray<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as above, and &mut self guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for HugeArray<T> {
+    fn drop(&mut self) {
+        // SAFETY: the elements are initialised and ours; dropped once, then the mapping we
+        // created is unmapped and never used again.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ));
+            libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.map_len);
+        }
+    }
+}
+
 /// Hints the CPU to bring the cache line at `p` into L1. Never faults, even for a bad address.
 #[inline(always)]
 pub fn prefetch<T>(p: *const T) {

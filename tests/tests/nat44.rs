@@ -638,3 +638,26 @@ proptest! {
         prop_assert_eq!(back, original.reverse());
     }
 }
+
+#[test]
+fn an_outside_client_reaches_a_service_and_the_reply_is_not_snated() {
+    let mut h = gateway();
+    service(&mut h, 17, 53, &[("10.1.1.2", 5353)]);
+    h.send(1, vec![udp(FROM_NET, ("198.51.100.7", 30000), (VIP, 53))]);
+    assert_eq!(
+        one(h.captured(0)),
+        flow("198.51.100.7", 30000, "10.1.1.2", 5353, 17)
+    );
+    h.trace_add("nat44-out2in", 5);
+    h.trace_add("nat44-in2out", 5);
+    h.send(
+        0,
+        vec![udp(FROM_POD2, ("10.1.1.2", 5353), ("198.51.100.7", 30000))],
+    );
+    assert_eq!(
+        one(h.captured(1)),
+        flow(VIP, 53, "198.51.100.7", 30000, 17),
+        "{}",
+        h.trace()
+    );
+}

@@ -96,7 +96,9 @@ impl<const INPUT: bool> Node for NatHandoff<INPUT> {
                     .ok()
                     .and_then(|p| t.owner_out2in(&p.flow, workers))
                     .unwrap_or(this)
-            } else if t.is_inside(b.hdr.rx_if) {
+            } else if t.is_inside(b.hdr.rx_if)
+                && b.hdr.meta.nat.flags & vpg_graph::buffer::NAT_DNAT_REPLY == 0
+            {
                 flow::parse(b.data().get(14..).unwrap_or(&[]))
                     .map_or(this, |p| t.owner_in2out(&p.flow, this, workers))
             } else {

@@ -52,6 +52,10 @@ pub const IN2OUT_HANDOFF: &str = "nat44-in2out-handoff";
 
 /// Sessions the timer wheel may check per frame and node (bounds the work added to a frame).
 pub(crate) const EXPIRE_BUDGET: usize = 256;
+/// How many packets ahead the NAT nodes prefetch a session's index slot.
+pub(crate) const PREFETCH_INDEX: usize = 24;
+/// How many packets ahead they prefetch the session itself.
+pub(crate) const PREFETCH_SESSION: usize = 12;
 
 /// Registers the NAT44 nodes and features: after the ACLs on both arcs (policies see pod
 /// addresses), SNAT before ESP on output.

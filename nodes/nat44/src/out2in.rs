@@ -12,7 +12,7 @@ use crate::flow::{self, Flow, ParseError, Parsed, Shape};
 use crate::session::{Dir, Found, Kind, SessionTable};
 use crate::tables::Nat44Tables;
 use crate::translate::rewrite;
-use crate::{NatTrace, Outcome, EXPIRE_BUDGET, OUT2IN};
+use crate::{NatTrace, Outcome, EXPIRE_BUDGET, OUT2IN, PREFETCH_INDEX, PREFETCH_SESSION};
 use std::sync::Arc;
 use vpg_graph::{ArcId, ConfigSet, Ctx, Node, NodeRegistration, Vector, FRAME_SIZE};
 
@@ -180,6 +180,7 @@ impl Node for Out2In {
         // Pass 1: parse the packets that can concern NAT; prefetch their index slots.
         let mut parsed = [Err(ParseError::TooShort); FRAME_SIZE];
         let mut cand = [false; FRAME_SIZE];
+        let mut hashes = [0u64; FRAME_SIZE];
         for k in 0..n {
             if k + 2 < n {
                 cx.buffers.prefetch(v.buffers[k + 2]);
@@ -193,18 +194,25 @@ impl Node for Out2In {
                 cand[k] = true;
                 parsed[k] = flow::parse(d);
                 if let Ok(p) = &parsed[k] {
-                    st.prefetch_index(&p.flow);
+                    hashes[k] = p.flow.hash();
                 }
             }
         }
-        // Pass 2: prefetch the sessions the slots point at.
-        for p in parsed[..n].iter().flatten() {
-            st.prefetch_session(&p.flow);
+        // Pass 2: translate, with the index slot of the packet PREFETCH_INDEX ahead and the
+        // session of the packet PREFETCH_SESSION ahead on their way (two dependent misses per
+        // packet; a few at a time, as the core has only so many line-fill buffers).
+        for &h in hashes[..n.min(PREFETCH_INDEX)].iter() {
+            st.prefetch_index(h);
         }
-        // Pass 3: translate.
         let (mut hits, mut created, mut stale) = (0u64, 0u64, 0u64);
         let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         for k in 0..n {
+            if cand.get(k + PREFETCH_INDEX) == Some(&true) {
+                st.prefetch_index(hashes[k + PREFETCH_INDEX]);
+            }
+            if cand.get(k + PREFETCH_SESSION) == Some(&true) {
+                st.prefetch_session(hashes[k + PREFETCH_SESSION]);
+            }
             let b = cx.buffers.get_mut(v.buffers[k]);
             let sw_if = b.hdr.rx_if;
             let mut pass = true;
@@ -216,17 +224,17 @@ impl Node for Out2In {
                     Err(ParseError::UnsupportedIcmp) => Ok((Outcome::Pass("ICMP type"), None)),
                     Ok(p) => {
                         let len = b.data().len() as u32;
-                        match st.lookup(&p.flow, p.tcp_flags, now, here, &mut stale) {
+                        match st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale) {
                             Found::Hit(s, d) => {
-                                let x = st.get(s).copied().unwrap_or_default();
-                                let to = x.target(d);
+                                let (to, kind) =
+                                    st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
                                 rewrite(b.data_mut(), &p, &to);
                                 st.touch(s, d, p.tcp_flags, len, now);
                                 hits += 1;
                                 Ok((
                                     Outcome::Hit {
                                         session: s,
-                                        kind: x.kind,
+                                        kind,
                                         reverse: d == Dir::Rev,
                                     },
                                     Some(to),
@@ -262,6 +270,14 @@ impl Node for Out2In {
                     Ok((o, after)) => {
                         if let Outcome::Hit { session, .. } | Outcome::Created { session, .. } = o {
                             b.hdr.meta.nat.session = session;
+                        }
+                        if let Outcome::Hit {
+                            kind: Kind::Dnat | Kind::Loopback,
+                            reverse: true,
+                            ..
+                        } = o
+                        {
+                            b.hdr.meta.nat.flags |= vpg_graph::buffer::NAT_DNAT_REPLY;
                         }
                         (o, after.unwrap_or(before))
                     }

@@ -27,6 +27,20 @@ pub struct Timeouts {
     pub icmp: Duration,
 }
 
+impl Timeouts {
+    /// UDP, TCP established, TCP transitory and ICMP in nanoseconds (no 128-bit arithmetic on
+    /// the packet path).
+    pub fn as_nanos(&self) -> [u64; 4] {
+        [
+            self.udp,
+            self.tcp_established,
+            self.tcp_transitory,
+            self.icmp,
+        ]
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -137,6 +151,23 @@ impl Session {
     /// TCP with a FIN or RST seen.
     pub fn closing(&self) -> bool {
         (self.tcp[0] | self.tcp[1]) & (TCP_FIN | TCP_RST) != 0
+    }
+
+    /// Which of [`Timeouts::as_nanos`] applies.
+    #[inline]
+    fn timeout_class(&self) -> usize {
+        match self.i.proto {
+            proto::TCP if self.established() => 1,
+            proto::TCP => 2,
+            proto::ICMP => 3,
+            _ => 0,
+        }
+    }
+
+    /// Whether it has timed out at `now` (ns) under timeouts `ns` ([`Timeouts::as_nanos`]).
+    #[inline]
+    pub fn expired_ns(&self, ns: &[u64; 4], now: u64) -> bool {
+        now >= self.last.saturating_add(ns[self.timeout_class()])
     }
 
     /// Its timeout under `t`.
@@ -288,16 +319,49 @@ impl AddressCounts {
     }
 }
 
+/// A large table: on (transparent) huge pages, or a plain `Vec` when no mapping can be made.
+enum Table<T> {
+    Huge(vpg_graph::sys::HugeArray<T>),
+    Plain(Vec<T>),
+}
+
+fn table<T: Clone>(len: usize, v: T) -> Table<T> {
+    match vpg_graph::sys::HugeArray::new(len, v.clone()) {
+        Ok(a) => Table::Huge(a),
+        Err(_) => Table::Plain(vec![v; len]),
+    }
+}
+
+impl<T> std::ops::Deref for Table<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Table::Huge(a) => a,
+            Table::Plain(v) => v,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for Table<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Table::Huge(a) => a,
+            Table::Plain(v) => v,
+        }
+    }
+}
+
 /// One worker's sessions.
 pub struct SessionTable {
-    sessions: Vec<Session>,
+    sessions: Table<Session>,
     free: Vec<u32>,
-    index: Vec<u64>,
+    index: Table<u64>,
     mask: usize,
     wheel: TimerWheel,
     per_address: AddressCounts,
     /// Timeouts in force.
-    pub timeouts: Timeouts,
+    timeouts: Timeouts,
+    timeouts_ns: [u64; 4],
     /// Most sessions per inside address (0: no limit but the table's).
     pub max_per_address: u32,
     /// Configuration generation the sessions were checked against.
@@ -315,19 +379,37 @@ impl SessionTable {
         // Two keys per session, at most half full.
         let slots = (limit * 4).next_power_of_two();
         Self {
-            sessions: vec![Session::default(); limit],
+            sessions: table(limit, Session::default()),
             free: (0..limit as u32).rev().collect(),
-            index: vec![EMPTY; slots],
+            index: table(slots, EMPTY),
             mask: slots - 1,
             wheel: TimerWheel::new(limit, now),
             per_address: AddressCounts::new(limit),
             timeouts,
+            timeouts_ns: timeouts.as_nanos(),
             max_per_address: 0,
             generation: 0,
             ports: PortMap::default(),
             live: 0,
             by_proto: [0; 4],
         }
+    }
+
+    /// Sets the timeouts.
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+        self.timeouts_ns = t.as_nanos();
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Whether session `x` has timed out at `now`.
+    #[inline]
+    pub fn expired(&self, x: &Session, now: u64) -> bool {
+        x.expired_ns(&self.timeouts_ns, now)
     }
 
     /// Most sessions.
@@ -369,7 +451,12 @@ impl SessionTable {
     /// The session and direction `f` matches, whether or not it has timed out.
     #[inline]
     pub fn find(&self, f: &Flow) -> Option<(u32, Dir)> {
-        let h = f.hash();
+        self.find_hashed(f, f.hash())
+    }
+
+    /// [`Self::find`] with `f.hash()` already computed.
+    #[inline]
+    pub fn find_hashed(&self, f: &Flow, h: u64) -> Option<(u32, Dir)> {
         let tag = h >> 32;
         let mut i = h as usize & self.mask;
         loop {
@@ -388,19 +475,19 @@ impl SessionTable {
         }
     }
 
-    /// Prefetches the index slot of `f` (the first line a `find` reads).
+    /// Prefetches the index slot of a flow with hash `h` (the first line a `find` reads).
     #[inline]
-    pub fn prefetch_index(&self, f: &Flow) {
-        if let Some(p) = self.index.get(f.hash() as usize & self.mask) {
+    pub fn prefetch_index(&self, h: u64) {
+        if let Some(p) = self.index.get(h as usize & self.mask) {
             vpg_graph::sys::prefetch(p);
         }
     }
 
-    /// Prefetches the session an index slot of `f` points at, if the slot is filled (the
-    /// second line a `find` reads).
+    /// Prefetches the session the index slot of hash `h` points at, if the slot is filled
+    /// (the second line a `find` reads; the slot should have been prefetched a while before).
     #[inline]
-    pub fn prefetch_session(&self, f: &Flow) {
-        if let Some(&e) = self.index.get(f.hash() as usize & self.mask) {
+    pub fn prefetch_session(&self, h: u64) {
+        if let Some(&e) = self.index.get(h as usize & self.mask) {
             if e != EMPTY {
                 if let Some(x) = self.sessions.get((e & (DIR_BIT - 1)) as usize) {
                     vpg_graph::sys::prefetch(x);
@@ -436,13 +523,13 @@ impl SessionTable {
     #[inline]
     pub fn lookup(
         &mut self,
-        f: &Flow,
+        (f, h): (&Flow, u64),
         flags: u8,
         now: u64,
         here: impl Fn(Kind, Dir) -> bool,
         stale: &mut u64,
     ) -> Found {
-        let Some((s, d)) = self.find(f) else {
+        let Some((s, d)) = self.find_hashed(f, h) else {
             return Found::Miss;
         };
         let x = &self.sessions[s as usize];
@@ -450,7 +537,7 @@ impl SessionTable {
             return Found::Elsewhere;
         }
         let reopen = f.proto == proto::TCP && is_syn(flags) && (d == Dir::Rev || x.closing());
-        if x.expired(&self.timeouts, now) || reopen {
+        if x.expired_ns(&self.timeouts_ns, now) || reopen {
             self.delete(s);
             *stale += 1;
             return Found::Miss;
@@ -497,7 +584,7 @@ impl SessionTable {
             kind,
             tcp: [tcp_flags, 0],
         };
-        let deadline = now.saturating_add(x.timeout(&self.timeouts).as_nanos() as u64);
+        let deadline = now.saturating_add(self.timeouts_ns[x.timeout_class()]);
         self.sessions[s as usize] = x;
         self.insert_key(&i, s as u64);
         self.insert_key(&o.reverse(), s as u64 | DIR_BIT);
@@ -583,7 +670,7 @@ impl SessionTable {
 
     /// Reclaims timed-out sessions up to `now`, checking at most `budget`; returns how many.
     pub fn expire(&mut self, now: u64, budget: usize) -> usize {
-        let t = self.timeouts;
+        let ns = self.timeouts_ns;
         let mut total = 0;
         let mut remaining = budget;
         while remaining > 0 {
@@ -596,8 +683,8 @@ impl SessionTable {
             self.wheel.advance(now, step, |e| {
                 checked += 1;
                 match sessions.get(e as usize) {
-                    Some(x) if x.kind != Kind::Free && !x.expired(&t, now) => {
-                        Check::Alive(x.last.saturating_add(x.timeout(&t).as_nanos() as u64))
+                    Some(x) if x.kind != Kind::Free && !x.expired_ns(&ns, now) => {
+                        Check::Alive(x.last.saturating_add(ns[x.timeout_class()]))
                     }
                     _ => {
                         if let Some(d) = dead.get_mut(nd) {
@@ -640,7 +727,7 @@ impl SessionTable {
     /// when the pool, port range or mappings changed, the sessions that lost their address or
     /// mapping are deleted and the port counts redone. Returns the sessions dropped.
     pub fn sync(&mut self, t: &Nat44Tables, worker: usize, now: u64) -> usize {
-        self.timeouts = t.timeouts;
+        self.set_timeouts(t.timeouts);
         self.max_per_address = t.limits.sessions_per_address;
         if self.capacity() != t.limits.sessions_per_worker {
             let n = self.live;
@@ -803,12 +890,12 @@ mod tests {
         let s = t.create(Kind::Dynamic, i, o, TCP_SYN, 60, 0).unwrap();
         let x = *t.get(s).unwrap();
         assert_eq!(x.state(), "transitory");
-        assert!(x.expired(&t.timeouts, 240 * S));
+        assert!(x.expired(&t.timeouts(), 240 * S));
         t.touch(s, Dir::Rev, TCP_SYN | TCP_ACK, 60, S);
         let x = *t.get(s).unwrap();
         assert_eq!(x.state(), "established");
-        assert!(!x.expired(&t.timeouts, 7000 * S));
-        assert!(x.expired(&t.timeouts, 7441 * S));
+        assert!(!x.expired(&t.timeouts(), 7000 * S));
+        assert!(x.expired(&t.timeouts(), 7441 * S));
         t.touch(s, Dir::Fwd, TCP_FIN | TCP_ACK, 60, 2 * S);
         assert_eq!(t.get(s).unwrap().state(), "closing");
     }
