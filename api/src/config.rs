@@ -13,6 +13,10 @@
 use crate::acl::{check_rules, AclRule, AclSessionSettings, Direction};
 use crate::feature::check_feature;
 use crate::interface::{check_address, check_ifname, check_mac, check_mtu, check_proxy_arp};
+use crate::nat44::{
+    check_identity, check_mapping, check_pool_entry, check_settings, Nat44Identity, Nat44Mapping,
+    Nat44MappingKey, Nat44PoolEntry, Nat44Settings,
+};
 use crate::neighbor::check_neighbor;
 use crate::route::{check_route, check_route_prefix, RoutePath};
 use crate::types::{Mac, Prefix};
@@ -184,6 +188,31 @@ pub enum ConfigItem {
         /// Its interface.
         sw_if: u32,
     },
+    /// Add an address (or an interface's address) to the NAT44 pool.
+    Nat44AddPool(Nat44PoolEntry),
+    /// Remove a pool entry (its sessions go).
+    Nat44DelPool(Nat44PoolEntry),
+    /// Set an interface's NAT44 role (both false: NAT off on it).
+    Nat44SetInterface {
+        /// Interface.
+        sw_if: u32,
+        /// Inside: SNAT applies to what it sends, services to what it sends.
+        #[serde(default)]
+        inside: bool,
+        /// Outside (output-feature mode): SNAT on output, return traffic on input.
+        #[serde(default)]
+        outside: bool,
+    },
+    /// Add or replace (same external address, protocol and port) a static mapping.
+    Nat44AddMapping(Nat44Mapping),
+    /// Delete a static mapping (its sessions go).
+    Nat44DelMapping(Nat44MappingKey),
+    /// Add an identity mapping.
+    Nat44AddIdentity(Nat44Identity),
+    /// Delete an identity mapping.
+    Nat44DelIdentity(Nat44Identity),
+    /// NAT44 settings (absent fields keep their value).
+    Nat44Settings(Nat44Settings),
 }
 
 impl ConfigItem {
@@ -210,6 +239,14 @@ impl ConfigItem {
             ConfigItem::AclSessions(_) => "acl_sessions",
             ConfigItem::CreateVxlanTunnel { .. } => "create_vxlan_tunnel",
             ConfigItem::DeleteVxlanTunnel { .. } => "delete_vxlan_tunnel",
+            ConfigItem::Nat44AddPool(_) => "nat44_add_pool",
+            ConfigItem::Nat44DelPool(_) => "nat44_del_pool",
+            ConfigItem::Nat44SetInterface { .. } => "nat44_set_interface",
+            ConfigItem::Nat44AddMapping(_) => "nat44_add_mapping",
+            ConfigItem::Nat44DelMapping(_) => "nat44_del_mapping",
+            ConfigItem::Nat44AddIdentity(_) => "nat44_add_identity",
+            ConfigItem::Nat44DelIdentity(_) => "nat44_del_identity",
+            ConfigItem::Nat44Settings(_) => "nat44_settings",
         }
     }
 
@@ -260,6 +297,24 @@ impl ConfigItem {
                 port.unwrap_or(crate::vxlan::DEFAULT_VXLAN_PORT)
             ),
             ConfigItem::DeleteVxlanTunnel { sw_if } => format!("vxlan tunnel {sw_if}"),
+            ConfigItem::Nat44AddPool(e) | ConfigItem::Nat44DelPool(e) => match (e.address, e.sw_if)
+            {
+                (Some(a), _) => format!("nat44 pool address {a}"),
+                (None, Some(i)) => format!("nat44 pool address of interface {i}"),
+                (None, None) => "nat44 pool entry".into(),
+            },
+            ConfigItem::Nat44SetInterface { sw_if, .. } => format!("nat44 interface {sw_if}"),
+            ConfigItem::Nat44AddMapping(m) => {
+                crate::nat44::mapping_name(m.external, m.proto, m.external_port)
+            }
+            ConfigItem::Nat44DelMapping(k) => {
+                crate::nat44::mapping_name(k.external, k.proto, k.external_port)
+            }
+            ConfigItem::Nat44AddIdentity(m) | ConfigItem::Nat44DelIdentity(m) => format!(
+                "nat44 identity {}",
+                crate::nat44::mapping_name(m.address, m.proto, m.port)
+            ),
+            ConfigItem::Nat44Settings(_) => "nat44 settings".into(),
         }
     }
 
@@ -308,6 +363,14 @@ impl ConfigItem {
                 ],
             ),
             ConfigItem::DeleteVxlanTunnel { .. } => Ok(()),
+            ConfigItem::Nat44AddPool(e) | ConfigItem::Nat44DelPool(e) => check_pool_entry(e),
+            ConfigItem::Nat44SetInterface { .. } => Ok(()),
+            ConfigItem::Nat44AddMapping(m) => check_mapping(m),
+            ConfigItem::Nat44DelMapping(k) => {
+                crate::interface::check_host_ip("external", k.external)
+            }
+            ConfigItem::Nat44AddIdentity(m) | ConfigItem::Nat44DelIdentity(m) => check_identity(m),
+            ConfigItem::Nat44Settings(s) => check_settings(s),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

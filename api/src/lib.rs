@@ -42,6 +42,7 @@ pub mod error;
 pub mod feature;
 pub mod interface;
 pub mod message;
+pub mod nat44;
 pub mod neighbor;
 pub mod route;
 pub mod server;

@@ -13,6 +13,10 @@ use crate::acl::{
 };
 use crate::config::{validate_all, ConfigItem};
 use crate::interface::InterfaceDetails;
+use crate::nat44::{
+    Nat44AddressDetails, Nat44Identity, Nat44InterfaceDetails, Nat44MappingDetails,
+    Nat44SessionDetails, Nat44SessionFilter, Nat44SummaryDetails,
+};
 use crate::route::{NeighborDetails, RouteDetails};
 use crate::stats::{BufferDetails, ClearWhat, ErrorDetails, FeatureDetails, RuntimeDetails};
 use crate::trace::check_trace_add;
@@ -95,6 +99,27 @@ pub enum Request {
     ClearAclCounters,
     /// VXLAN tunnels with their counters → `Details::VxlanTunnel`*.
     DumpVxlanTunnels,
+    /// NAT44 pool addresses → `Details::Nat44Address`*.
+    DumpNat44Addresses,
+    /// NAT44 interface roles → `Details::Nat44Interface`*.
+    DumpNat44Interfaces,
+    /// NAT44 static and identity mappings → `Details::Nat44Mapping`*, `Details::Nat44Identity`*.
+    DumpNat44Mappings,
+    /// NAT44 sessions → `Details::Nat44Session`*.
+    DumpNat44Sessions {
+        /// Which.
+        #[serde(default)]
+        filter: Nat44SessionFilter,
+    },
+    /// Deletes the NAT44 sessions the filter selects → `Ok`.
+    ClearNat44Sessions {
+        /// Which.
+        #[serde(default)]
+        filter: Nat44SessionFilter,
+    },
+    /// Sessions per worker and protocol, ports per address, counters → one
+    /// `Details::Nat44Summary`.
+    DumpNat44Summary,
 }
 
 impl Request {
@@ -122,6 +147,12 @@ impl Request {
             Request::AclMatch(_) => "acl_match",
             Request::ClearAclCounters => "clear_acl_counters",
             Request::DumpVxlanTunnels => "dump_vxlan_tunnels",
+            Request::DumpNat44Addresses => "dump_nat44_addresses",
+            Request::DumpNat44Interfaces => "dump_nat44_interfaces",
+            Request::DumpNat44Mappings => "dump_nat44_mappings",
+            Request::DumpNat44Sessions { .. } => "dump_nat44_sessions",
+            Request::ClearNat44Sessions { .. } => "clear_nat44_sessions",
+            Request::DumpNat44Summary => "dump_nat44_summary",
         }
     }
 
@@ -144,6 +175,11 @@ impl Request {
                 | Request::DumpAclClassifiers
                 | Request::AclMatch(_)
                 | Request::DumpVxlanTunnels
+                | Request::DumpNat44Addresses
+                | Request::DumpNat44Interfaces
+                | Request::DumpNat44Mappings
+                | Request::DumpNat44Sessions { .. }
+                | Request::DumpNat44Summary
         )
     }
 
@@ -199,6 +235,18 @@ pub enum Details {
     AclMatch(AclMatchDetails),
     /// A VXLAN tunnel.
     VxlanTunnel(VxlanTunnelDetails),
+    /// A NAT44 pool address.
+    Nat44Address(Nat44AddressDetails),
+    /// A NAT44 interface role.
+    Nat44Interface(Nat44InterfaceDetails),
+    /// A NAT44 static mapping.
+    Nat44Mapping(Nat44MappingDetails),
+    /// A NAT44 identity mapping.
+    Nat44Identity(Nat44Identity),
+    /// A NAT44 session.
+    Nat44Session(Nat44SessionDetails),
+    /// The NAT44 summary.
+    Nat44Summary(Nat44SummaryDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

@@ -411,7 +411,199 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
         ]),
     ));
     out.extend(vxlan_examples());
+    out.extend(nat44_examples());
     out
+}
+
+/// The NAT44 messages (API 1.2).
+fn nat44_examples() -> Vec<(&'static str, serde_json::Value)> {
+    use vpg_api::nat44::*;
+    let j = |v: &dyn erased::Ser| v.json();
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    let mapping = Nat44Mapping {
+        external: ip("10.96.0.10"),
+        proto: Some(6),
+        external_port: 80,
+        locals: vec![
+            Nat44Local {
+                address: ip("10.1.1.2"),
+                port: 8080,
+                weight: 1,
+            },
+            Nat44Local {
+                address: ip("10.1.2.2"),
+                port: 8080,
+                weight: 2,
+            },
+        ],
+        out2in_only: Some(true),
+        tag: "default/web".into(),
+    };
+    let identity = Nat44Identity {
+        address: ip("192.0.2.1"),
+        proto: Some(17),
+        port: 4789,
+        tag: "vxlan".into(),
+    };
+    let settings = Nat44Settings {
+        never_nat: Some(vec!["10.0.0.0/8".parse().unwrap()]),
+        loopback: Some(ip("10.1.1.254")),
+        port_range: Some([1024, 65535]),
+        timeouts: Some(Nat44Timeouts {
+            udp: 300,
+            tcp_established: 7440,
+            tcp_transitory: 240,
+            icmp: 60,
+        }),
+        sessions_per_worker: Some(131072),
+        sessions_per_address: Some(0),
+    };
+    let address = Nat44AddressDetails {
+        address: Some(ip("192.0.2.1")),
+        sw_if: Some(1),
+        ports_tcp: 3,
+        ports_udp: 2,
+        ports_icmp: 1,
+        sessions: 6,
+    };
+    let flow = |a: &str, p: u16, b: &str, q: u16| Nat44Flow {
+        src: ip(a),
+        sport: p,
+        dst: ip(b),
+        dport: q,
+    };
+    let session = Nat44SessionDetails {
+        worker: 0,
+        index: 7,
+        kind: "dynamic".into(),
+        proto: 6,
+        inside: flow("10.1.1.2", 40000, "8.8.8.8", 443),
+        outside: flow("192.0.2.1", 40000, "8.8.8.8", 443),
+        state: "established".into(),
+        packets_fwd: 10,
+        packets_rev: 9,
+        bytes: 1900,
+        idle_s: 1,
+        expires_in_s: 7439,
+        mapping: None,
+    };
+    let summary = Nat44SummaryDetails {
+        workers: vec![Nat44WorkerSummary {
+            worker: 0,
+            sessions: 6,
+            capacity: 131072,
+            tcp: 3,
+            udp: 2,
+            icmp: 1,
+            other: 0,
+            ports: [1024, 65535],
+        }],
+        addresses: vec![address.clone()],
+        counters: vec![Nat44Counter {
+            node: "nat44-in2out".into(),
+            name: "out-of-ports".into(),
+            count: 1,
+        }],
+        settings: settings.clone(),
+    };
+    let pool = Nat44PoolEntry {
+        address: None,
+        sw_if: Some(1),
+    };
+    let cfg = |item| j(&Request::Config { item });
+    vec![
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44AddPool(pool.clone())),
+        ),
+        ("request_config", cfg(ConfigItem::Nat44DelPool(pool))),
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44SetInterface {
+                sw_if: 1,
+                inside: false,
+                outside: true,
+            }),
+        ),
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44AddMapping(mapping.clone())),
+        ),
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44DelMapping(Nat44MappingKey {
+                external: ip("10.96.0.10"),
+                proto: Some(6),
+                external_port: 80,
+            })),
+        ),
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44AddIdentity(identity.clone())),
+        ),
+        (
+            "request_config",
+            cfg(ConfigItem::Nat44DelIdentity(identity.clone())),
+        ),
+        ("request_config", cfg(ConfigItem::Nat44Settings(settings))),
+        ("request", j(&Request::DumpNat44Addresses)),
+        ("request", j(&Request::DumpNat44Interfaces)),
+        ("request", j(&Request::DumpNat44Mappings)),
+        (
+            "request",
+            j(&Request::DumpNat44Sessions {
+                filter: Nat44SessionFilter {
+                    addr: Some(ip("10.1.1.2")),
+                    port: Some(443),
+                    proto: Some(6),
+                    kind: Some("dynamic".into()),
+                    worker: Some(0),
+                },
+            }),
+        ),
+        (
+            "request",
+            j(&Request::ClearNat44Sessions {
+                filter: Nat44SessionFilter::default(),
+            }),
+        ),
+        ("request", j(&Request::DumpNat44Summary)),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Address(address))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Interface(
+                Nat44InterfaceDetails {
+                    sw_if: 0,
+                    inside: true,
+                    outside: false,
+                },
+            ))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Mapping(
+                Nat44MappingDetails {
+                    mapping,
+                    sessions: 2,
+                },
+            ))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Identity(identity))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Session(session))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::Nat44Summary(summary))),
+        ),
+    ]
 }
 
 /// The VXLAN messages (API 1.1), full and minimal.

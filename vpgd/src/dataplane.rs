@@ -137,6 +137,8 @@ pub enum Op {
         /// Its interface.
         sw_if: u32,
     },
+    /// A NAT44 change.
+    Nat(crate::nat44::NatOp),
     /// The far end's MAC seen by vxlan4-decap (not an API item: the daemon's learning).
     LearnVxlanPeer {
         /// The tunnel's interface.
@@ -195,6 +197,9 @@ pub enum DpError {
     /// The VXLAN tunnel table refused it.
     #[error(transparent)]
     Vxlan(#[from] VxlanError),
+    /// The NAT44 state refused it.
+    #[error(transparent)]
+    Nat(#[from] vpg_nat44::Nat44Error),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -228,6 +233,7 @@ pub(crate) struct State {
     ports: BTreeMap<u32, Port>,
     pub(crate) next_sw_if: u32,
     pub(crate) vxlan: VxlanControl,
+    pub(crate) nat: vpg_nat44::Nat44Control,
 }
 
 /// The data plane: workers, control state and the port backend.
@@ -248,6 +254,7 @@ impl DataPlane {
             ports: BTreeMap::new(),
             next_sw_if: 0,
             vxlan: VxlanControl::new(),
+            nat: vpg_nat44::Nat44Control::new(workers.len()),
         };
         let dp = Self {
             workers,
@@ -354,6 +361,7 @@ impl DataPlane {
                 known(s, sw_if)?;
                 s.ip4.del_interface(sw_if)?;
                 s.acl.del_interface(sw_if);
+                s.nat.del_interface(sw_if);
                 s.ports.remove(&sw_if);
                 for arc in ArcId::ALL {
                     for p in 0..self.layout().features(arc).len() {
@@ -427,6 +435,24 @@ impl DataPlane {
             }
             Op::DeleteVxlanTunnel { sw_if } => crate::vxlan::delete_tunnel(s, self.layout(), sw_if),
             Op::LearnVxlanPeer { sw_if, mac } => crate::vxlan::learn_peer(s, sw_if, mac),
+            Op::Nat(op) => {
+                let State {
+                    nat,
+                    features,
+                    ports,
+                    vxlan,
+                    ..
+                } = s;
+                let layout = self.workers.layout().clone();
+                crate::nat44::apply(
+                    nat,
+                    features,
+                    &layout,
+                    |i| ports.contains_key(&i) || vxlan.contains(i),
+                    op,
+                )?;
+                Ok(OpResult::Done)
+            }
         }
     }
 
@@ -453,9 +479,11 @@ impl DataPlane {
     }
 
     fn publish(&self) {
+        let addr_of = |i: u32| self.interface_address(i);
         let cfg = ConfigSet::new()
             .with(self.state.ip4.tables())
             .with(self.state.acl.tables())
+            .with(self.state.nat.tables(&addr_of))
             .with(Arc::new(self.state.features.clone()));
         let cfg = crate::vxlan::publish(&self.state.vxlan, self.layout(), cfg);
         self.workers.configure(Arc::new(cfg));
@@ -484,6 +512,20 @@ impl DataPlane {
     /// The ACL state.
     pub fn acl(&self) -> &AclControl {
         &self.state.acl
+    }
+
+    /// The NAT44 state.
+    pub fn nat(&self) -> &vpg_nat44::Nat44Control {
+        &self.state.nat
+    }
+
+    /// An interface's first address (what a pool entry that follows it uses).
+    pub fn interface_address(&self, sw_if: u32) -> Option<Ipv4Addr> {
+        self.state
+            .ip4
+            .interfaces()
+            .find(|i| i.sw_if == sw_if)
+            .and_then(|i| i.primary_address())
     }
 
     /// The VXLAN tunnels with their interfaces.

@@ -41,6 +41,9 @@ fn arc(name: &str) -> Result<ArcId, ApiError> {
 /// Converts an API item into a data-plane operation.
 pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
     item.validate()?;
+    if let Some(op) = crate::nat44::to_op(item.clone()) {
+        return Ok(Op::Nat(op));
+    }
     Ok(match item {
         ConfigItem::CreateVxlanTunnel { .. } | ConfigItem::DeleteVxlanTunnel { .. } => {
             crate::vxlan::to_op(item).expect("a tunnel item")
@@ -111,6 +114,14 @@ pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
             acls,
         }),
         ConfigItem::AclSessions(s) => Op::Acl(AclOp::Sessions(s)),
+        ConfigItem::Nat44AddPool(_)
+        | ConfigItem::Nat44DelPool(_)
+        | ConfigItem::Nat44SetInterface { .. }
+        | ConfigItem::Nat44AddMapping(_)
+        | ConfigItem::Nat44DelMapping(_)
+        | ConfigItem::Nat44AddIdentity(_)
+        | ConfigItem::Nat44DelIdentity(_)
+        | ConfigItem::Nat44Settings(_) => unreachable!("handled above"),
     })
 }
 
@@ -181,6 +192,7 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::TooManyInterfaces(_) => (Failed, None, None),
         DpError::Acl(e) => return crate::acl::api_error(e),
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
+        DpError::Nat(n) => return crate::nat44::api_error(n),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -388,6 +400,43 @@ impl Service {
                 for (worker, text) in texts {
                     out(Reply::Details(Details::Trace { worker, text }));
                 }
+                out(Reply::Done)
+            }
+            Request::DumpNat44Addresses => {
+                for d in self.with(|dp| crate::nat44::addresses(dp)) {
+                    out(Reply::Details(Details::Nat44Address(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpNat44Interfaces => {
+                for d in self.with(|dp| crate::nat44::interfaces(dp)) {
+                    out(Reply::Details(Details::Nat44Interface(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpNat44Mappings => {
+                let (maps, ids) = self.with(|dp| crate::nat44::mappings(dp));
+                for d in maps {
+                    out(Reply::Details(Details::Nat44Mapping(d)));
+                }
+                for d in ids {
+                    out(Reply::Details(Details::Nat44Identity(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpNat44Sessions { filter } => {
+                for d in self.with(|dp| crate::nat44::sessions(dp, &filter)) {
+                    out(Reply::Details(Details::Nat44Session(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::ClearNat44Sessions { filter } => {
+                self.with(|dp| crate::nat44::clear_sessions(dp, &filter));
+                out(Reply::Ok { sw_if: None })
+            }
+            Request::DumpNat44Summary => {
+                let d = self.with(|dp| crate::nat44::summary(dp));
+                out(Reply::Details(Details::Nat44Summary(d)));
                 out(Reply::Done)
             }
             Request::DumpVxlanTunnels => {

@@ -155,7 +155,7 @@ impl Session {
 
     /// Which of [`Timeouts::as_nanos`] applies.
     #[inline]
-    fn timeout_class(&self) -> usize {
+    pub fn timeout_class(&self) -> usize {
         match self.i.proto {
             proto::TCP if self.established() => 1,
             proto::TCP => 2,

@@ -2,6 +2,7 @@
 //! runtime` and `show errors` read the stats segment directly, so they never ask the workers.
 
 mod acl;
+mod nat44;
 mod show;
 mod vxlan;
 
@@ -42,13 +43,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`, `show vxlan tunnels`).
+    /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`, `show vxlan tunnels`,
+    /// `show nat44 addresses|interfaces|mappings|sessions|summary`).
     Show {
         /// What to show.
         what: ShowWhat,
-        /// More words (`show acl …`, `show vxlan tunnels`).
+        /// More words (`show acl …`, `show vxlan tunnels`, `show nat44 sessions addr 10.1.1.2`).
         args: Vec<String>,
+        /// More per row (`show nat44 sessions --detail`).
+        #[arg(long)]
+        detail: bool,
     },
+    /// NAT44: pool, interface roles, mappings, identities, settings, clearing sessions.
+    #[command(subcommand)]
+    Nat44(nat44::NatCmd),
     /// ACLs: add, del, set an interface's list, match, clear sessions or counters.
     #[command(subcommand)]
     Acl(acl::AclCmd),
@@ -164,6 +172,7 @@ enum ShowWhat {
     Features,
     Acl,
     Vxlan,
+    Nat44,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -192,7 +201,7 @@ enum SetField {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum AddDel {
+pub(crate) enum AddDel {
     Add,
     Del,
 }
@@ -251,14 +260,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Show {
             what: ShowWhat::Acl,
             args,
+            ..
         } => acl::show(&cli, args),
         Cmd::Show {
             what: ShowWhat::Vxlan,
             args,
+            ..
         } => vxlan::show(&cli, args.first().map(String::as_str)),
+        Cmd::Show {
+            what: ShowWhat::Nat44,
+            args,
+            detail,
+        } => nat44::show(&cli, args, *detail),
+        Cmd::Nat44(cmd) => nat44::run(&cli, cmd),
         Cmd::Show { args, .. } if !args.is_empty() => {
             bail!(
-                "show: '{}' is not a table of it (only `show acl …` and `show vxlan tunnels` have them)",
+                "show: '{}' is not a table of it (only `show acl …`, `show vxlan tunnels` and `show nat44 …` have them)",
                 args[0]
             )
         }
