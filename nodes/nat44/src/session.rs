@@ -924,6 +924,58 @@ mod tests {
     }
 
     proptest! {
+        /// Port allocation against a model of the live sessions: a new session never gets an
+        /// (address, port) already used towards the same remote end, and the per-port counts
+        /// match the sessions.
+        #[test]
+        fn allocation_never_hands_out_a_port_in_use(
+            ops in prop::collection::vec((any::<bool>(), 0u8..4, 1020u16..1034, 0u8..3, any::<u64>()), 1..200)
+        ) {
+            let mut c = crate::control::Nat44Control::new(1);
+            for a in [0x6440_0001u32, 0x6440_0002] {
+                c.add_pool(crate::control::PoolEntry::Address(std::net::Ipv4Addr::from_bits(a)), |_| true).unwrap();
+            }
+            c.set_port_range(1024, 1031).unwrap();
+            let t = c.tables(&|_| None);
+            let mut st = SessionTable::new(1024, Timeouts::default(), 0);
+            st.sync(&t, 0, 0);
+            let mut live: Vec<(u32, Flow, Flow)> = Vec::new();
+            for (create, host, sport, remote, seed) in ops {
+                if create {
+                    let i = flow(0x0a00_0000 + host as u32, sport, 0x0808_0800 + remote as u32, 53, 17);
+                    if st.find(&i).is_some() {
+                        continue;
+                    }
+                    match st.allocate(&t, &i, seed) {
+                        Some((a, p)) => {
+                            prop_assert!((1024..=1031).contains(&p));
+                            prop_assert!(
+                                !live.iter().any(|(_, _, o)| o.src == a && o.sport == p && o.dst == i.dst && o.dport == i.dport),
+                                "port {} of {:x} handed out twice towards {:x}", p, a, i.dst
+                            );
+                            let o = Flow { src: a, sport: p, ..i };
+                            let s = st.create(Kind::Dynamic, i, o, 0, 0, 0).unwrap();
+                            live.push((s, i, o));
+                        }
+                        None => {
+                            // Only when every (address, port) towards this remote end is taken.
+                            let used = live.iter().filter(|(_, _, o)| o.dst == i.dst).count();
+                            prop_assert_eq!(used, 16);
+                        }
+                    }
+                } else if !live.is_empty() {
+                    let (s, _, _) = live.swap_remove(seed as usize % live.len());
+                    st.delete(s);
+                }
+                for a in [0x6440_0001u32, 0x6440_0002] {
+                    for p in 1024..=1031u16 {
+                        let n = live.iter().filter(|(_, _, o)| o.src == a && o.sport == p).count();
+                        prop_assert_eq!(st.ports.refs(a, 17, p) as usize, n);
+                    }
+                }
+            }
+        }
+
         /// The index against a map: creates and deletes in any order, every key of every live
         /// session found, nothing else.
         #[test]
