@@ -51,6 +51,13 @@ fn put32(d: &mut [u8], at: usize, v: u32) {
 #[inline]
 pub fn rewrite(d: &mut [u8], p: &Parsed, to: &Flow) {
     let from = &p.flow;
+    // The common case in one fixed-size view (TCP or UDP without IP options).
+    if p.l4 == 20 && matches!(p.shape, Shape::Tcp | Shape::Udp) {
+        if let Some(h) = d.first_chunk_mut::<40>() {
+            rewrite_l4_fixed(h, p.shape == Shape::Tcp, from, to);
+            return;
+        }
+    }
     if let Shape::IcmpError { inner } = p.shape {
         rewrite_icmp_error(d, p.l4 as usize, inner as usize, from, to);
         return;
@@ -98,6 +105,35 @@ pub fn rewrite(d: &mut [u8], p: &Parsed, to: &Flow) {
         }
         Shape::Other | Shape::IcmpError { .. } => {}
     }
+}
+
+#[inline(always)]
+fn rewrite_l4_fixed(h: &mut [u8; 40], tcp: bool, from: &Flow, to: &Flow) {
+    let mut addr = 0u32;
+    add32(&mut addr, from.src, to.src);
+    add32(&mut addr, from.dst, to.dst);
+    h[12..16].copy_from_slice(&to.src.to_be_bytes());
+    h[16..20].copy_from_slice(&to.dst.to_be_bytes());
+    let ck = u16::from_be_bytes([h[10], h[11]]);
+    h[10..12].copy_from_slice(&apply(ck, addr).to_be_bytes());
+    let mut acc = addr;
+    add16(&mut acc, from.sport, to.sport);
+    add16(&mut acc, from.dport, to.dport);
+    h[20..22].copy_from_slice(&to.sport.to_be_bytes());
+    h[22..24].copy_from_slice(&to.dport.to_be_bytes());
+    let at = if tcp { 36 } else { 26 };
+    let ck = u16::from_be_bytes([h[at], h[at + 1]]);
+    let n = if tcp {
+        apply(ck, acc)
+    } else if ck == 0 {
+        0
+    } else {
+        match apply(ck, acc) {
+            0 => 0xffff,
+            n => n,
+        }
+    };
+    h[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
 /// An ICMP error: the outer addresses that belong to the flow change as the flow does; the
