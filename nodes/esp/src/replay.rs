@@ -95,12 +95,21 @@ impl ReplayWindow {
     /// authentication rather than corrupting the window.
     #[inline]
     pub fn infer(&self, seql: u32) -> u64 {
+        self.infer_above(seql, self.top)
+    }
+
+    /// [`infer`](Self::infer) as if the highest number accepted were `top` when that is
+    /// higher: a frame's earlier packets, checked but not yet accepted, move the reference
+    /// for the later ones (so a frame may cross 2^32).
+    #[inline]
+    pub fn infer_above(&self, seql: u32, top: u64) -> u64 {
         if !self.esn {
             return u64::from(seql);
         }
+        let top = top.max(self.top);
         let w = self.size;
-        let tl = self.top as u32;
-        let th = (self.top >> 32) as u32;
+        let tl = top as u32;
+        let th = (top >> 32) as u32;
         let seqh = if tl >= w - 1 {
             if seql >= tl - (w - 1) {
                 th
@@ -112,11 +121,9 @@ impl ReplayWindow {
                 }
             }
         } else if seql >= tl.wrapping_sub(w - 1) {
-            // In the previous subspace's tail (the window spans two).
-            match th.checked_sub(1) {
-                Some(h) => h,
-                None => return 0,
-            }
+            // In the previous subspace's tail (the window spans two); in the first subspace
+            // there is none, so the number is ahead in this one.
+            th.saturating_sub(1)
         } else {
             th
         };
@@ -281,8 +288,9 @@ mod tests {
     fn esn_first_subspace_has_no_previous() {
         let mut w = ReplayWindow::new(64, true);
         w.accept(10).unwrap();
-        // Tl < W - 1 and Seql in the "previous subspace" tail: there is none before 0.
-        assert_eq!(w.infer(u32::MAX - 3), 0);
+        // Tl < W - 1 and Seql in the "previous subspace" tail: there is none before 0, so it
+        // is ahead in the first one.
+        assert_eq!(w.infer(u32::MAX - 3), u64::from(u32::MAX - 3));
         assert_eq!(w.check(0), Err(Replay::Invalid));
     }
 
