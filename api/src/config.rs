@@ -184,6 +184,28 @@ pub enum ConfigItem {
         /// Its interface.
         sw_if: u32,
     },
+    /// Add an IPsec ESP SA (1.2).
+    EspSaAdd(crate::esp::EspSaAdd),
+    /// Delete an ESP SA (refused while a protect rule uses it).
+    EspSaDel {
+        /// The SA.
+        sa_id: u32,
+    },
+    /// Retire an ESP SA: usable for `grace_s` more seconds, then it drops what it sees (key
+    /// rotation's last step).
+    EspSaRetire {
+        /// The SA.
+        sa_id: u32,
+        /// Grace period in seconds.
+        grace_s: u64,
+    },
+    /// Add (or replace) an ESP protect rule.
+    EspProtectAdd(crate::esp::EspProtectAdd),
+    /// Delete an ESP protect rule.
+    EspProtectDel {
+        /// The rule.
+        rule_id: u32,
+    },
 }
 
 impl ConfigItem {
@@ -210,6 +232,11 @@ impl ConfigItem {
             ConfigItem::AclSessions(_) => "acl_sessions",
             ConfigItem::CreateVxlanTunnel { .. } => "create_vxlan_tunnel",
             ConfigItem::DeleteVxlanTunnel { .. } => "delete_vxlan_tunnel",
+            ConfigItem::EspSaAdd(_) => "esp_sa_add",
+            ConfigItem::EspSaDel { .. } => "esp_sa_del",
+            ConfigItem::EspSaRetire { .. } => "esp_sa_retire",
+            ConfigItem::EspProtectAdd(_) => "esp_protect_add",
+            ConfigItem::EspProtectDel { .. } => "esp_protect_del",
         }
     }
 
@@ -260,6 +287,12 @@ impl ConfigItem {
                 port.unwrap_or(crate::vxlan::DEFAULT_VXLAN_PORT)
             ),
             ConfigItem::DeleteVxlanTunnel { sw_if } => format!("vxlan tunnel {sw_if}"),
+            ConfigItem::EspSaAdd(sa) => format!("esp sa {}", sa.sa_id),
+            ConfigItem::EspSaDel { sa_id } | ConfigItem::EspSaRetire { sa_id, .. } => {
+                format!("esp sa {sa_id}")
+            }
+            ConfigItem::EspProtectAdd(r) => format!("esp protect rule {}", r.rule_id),
+            ConfigItem::EspProtectDel { rule_id } => format!("esp protect rule {rule_id}"),
         }
     }
 
@@ -308,6 +341,11 @@ impl ConfigItem {
                 ],
             ),
             ConfigItem::DeleteVxlanTunnel { .. } => Ok(()),
+            ConfigItem::EspSaAdd(sa) => sa.check(),
+            ConfigItem::EspProtectAdd(r) => r.check(),
+            ConfigItem::EspSaDel { .. }
+            | ConfigItem::EspSaRetire { .. }
+            | ConfigItem::EspProtectDel { .. } => Ok(()),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

@@ -95,6 +95,12 @@ pub enum Request {
     ClearAclCounters,
     /// VXLAN tunnels with their counters → `Details::VxlanTunnel`*.
     DumpVxlanTunnels,
+    /// ESP SAs with their counters, never their keys → `Details::EspSa`* (1.2).
+    DumpEspSas,
+    /// ESP protect rules with their counters → `Details::EspProtect`* (1.2).
+    DumpEspProtect,
+    /// ESP in one row → one `Details::EspSummary` (1.2).
+    DumpEspSummary,
 }
 
 impl Request {
@@ -122,6 +128,9 @@ impl Request {
             Request::AclMatch(_) => "acl_match",
             Request::ClearAclCounters => "clear_acl_counters",
             Request::DumpVxlanTunnels => "dump_vxlan_tunnels",
+            Request::DumpEspSas => "dump_esp_sas",
+            Request::DumpEspProtect => "dump_esp_protect",
+            Request::DumpEspSummary => "dump_esp_summary",
         }
     }
 
@@ -144,6 +153,9 @@ impl Request {
                 | Request::DumpAclClassifiers
                 | Request::AclMatch(_)
                 | Request::DumpVxlanTunnels
+                | Request::DumpEspSas
+                | Request::DumpEspProtect
+                | Request::DumpEspSummary
         )
     }
 
@@ -199,6 +211,12 @@ pub enum Details {
     AclMatch(AclMatchDetails),
     /// A VXLAN tunnel.
     VxlanTunnel(VxlanTunnelDetails),
+    /// An ESP SA (1.2).
+    EspSa(crate::esp::EspSaDetails),
+    /// An ESP protect rule (1.2).
+    EspProtect(crate::esp::EspProtectDetails),
+    /// The ESP summary (1.2).
+    EspSummary(crate::esp::EspSummaryDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

@@ -1,4 +1,4 @@
-//! Raw AES-128-GCM and AES-256-GCM seal throughput of each backend at 64 and 1400 bytes (the
+//! Raw AES-128-GCM and AES-256-GCM seal throughput of each backend at 64, 256, 512 and 1400 bytes (the
 //! ESP payload sizes of the node benchmarks), with an ESP-shaped 8-byte AAD.
 //! `cargo bench -p vpg-esp --bench seal` (add `--features aws-lc` for the AWS-LC backend).
 #![allow(missing_docs)]
@@ -10,7 +10,7 @@ fn seal(c: &mut Criterion) {
     for bits in [128usize, 256] {
         let mut g = c.benchmark_group(format!("seal-aes{bits}-gcm"));
         let m = KeyMaterial::new((0..bits / 8 + 4).map(|i| i as u8).collect()).unwrap();
-        for &len in &[64usize, 1400] {
+        for &len in &[64usize, 256, 512, 1400] {
             g.throughput(Throughput::Bytes(len as u64));
             for &be in Backend::available() {
                 let cipher = m.cipher(be).unwrap();

@@ -25,20 +25,47 @@ pub enum Backend {
     RustCrypto,
     /// `aws-lc-rs` (AWS-LC's assembly), built only with the `aws-lc` feature.
     AwsLc,
+    /// `ring` for payloads under [`AUTO_SPLIT`] bytes, `aws-lc-rs` from there: each is the
+    /// faster one at those sizes on the project's machine kind (docs/esp.md).
+    Auto,
 }
+
+/// Where [`Backend::Auto`] switches from `ring` to `aws-lc-rs`.
+pub const AUTO_SPLIT: usize = 512;
 
 impl Backend {
     /// The backend the nodes use unless told otherwise: the fastest correct one measured on the
     /// project's machine kind (docs/esp.md has the figures).
-    pub const DEFAULT: Backend = Backend::Ring;
+    pub const DEFAULT: Backend = if cfg!(feature = "aws-lc") {
+        Backend::Auto
+    } else {
+        Backend::Ring
+    };
 
     /// Backends compiled into this build.
     pub fn available() -> &'static [Backend] {
         if cfg!(feature = "aws-lc") {
-            &[Backend::Ring, Backend::RustCrypto, Backend::AwsLc]
+            &[
+                Backend::Ring,
+                Backend::RustCrypto,
+                Backend::AwsLc,
+                Backend::Auto,
+            ]
         } else {
             &[Backend::Ring, Backend::RustCrypto]
         }
+    }
+
+    /// The backend named `name` ([`Backend::name`]).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [
+            Backend::Ring,
+            Backend::RustCrypto,
+            Backend::AwsLc,
+            Backend::Auto,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name)
     }
 
     /// Short name (`ring`, `aes-gcm`, `aws-lc-rs`).
@@ -47,6 +74,7 @@ impl Backend {
             Backend::Ring => "ring",
             Backend::RustCrypto => "aes-gcm",
             Backend::AwsLc => "aws-lc-rs",
+            Backend::Auto => "auto",
         }
     }
 }
@@ -189,8 +217,14 @@ impl KeyMaterial {
                 let k = a::UnboundKey::new(alg, key).map_err(|_| CryptoError::Refused(backend))?;
                 Ok(Box::new(AwsLcGcm(a::LessSafeKey::new(k))))
             }
+            #[cfg(feature = "aws-lc")]
+            Backend::Auto => {
+                let small = self.cipher(Backend::Ring)?;
+                let large = self.cipher(Backend::AwsLc)?;
+                Ok(Box::new(AutoGcm { small, large }))
+            }
             #[cfg(not(feature = "aws-lc"))]
-            Backend::AwsLc => Err(CryptoError::Unavailable(backend)),
+            Backend::AwsLc | Backend::Auto => Err(CryptoError::Unavailable(backend)),
         }
     }
 }
@@ -286,6 +320,38 @@ where
 
     fn backend(&self) -> Backend {
         Backend::RustCrypto
+    }
+}
+
+/// Two expansions of one key; the payload's size picks the implementation.
+#[cfg(feature = "aws-lc")]
+struct AutoGcm {
+    small: Box<dyn GcmCipher>,
+    large: Box<dyn GcmCipher>,
+}
+
+#[cfg(feature = "aws-lc")]
+impl GcmCipher for AutoGcm {
+    #[inline]
+    fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; ICV_LEN] {
+        if data.len() < AUTO_SPLIT {
+            self.small.seal(nonce, aad, data)
+        } else {
+            self.large.seal(nonce, aad, data)
+        }
+    }
+
+    #[inline]
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; ICV_LEN]) -> bool {
+        if data.len() < AUTO_SPLIT {
+            self.small.open(nonce, aad, data, tag)
+        } else {
+            self.large.open(nonce, aad, data, tag)
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Auto
     }
 }
 
@@ -427,7 +493,7 @@ mod tests {
             .iter()
             .map(|&b| m.cipher(b).unwrap())
             .collect();
-        for len in (0..300).chain([1399, 1400, 1401, 2000]) {
+        for len in (0..300).chain([511, 512, 513, 1399, 1400, 1401, 2000]) {
             let pt: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let nonce = [len as u8; 12];
             let mut outs = Vec::new();
