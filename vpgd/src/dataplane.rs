@@ -137,6 +137,8 @@ pub enum Op {
         /// Its interface.
         sw_if: u32,
     },
+    /// An ESP change (see `crate::esp`).
+    Esp(crate::esp::EspOp),
     /// The far end's MAC seen by vxlan4-decap (not an API item: the daemon's learning).
     LearnVxlanPeer {
         /// The tunnel's interface.
@@ -195,6 +197,9 @@ pub enum DpError {
     /// The VXLAN tunnel table refused it.
     #[error(transparent)]
     Vxlan(#[from] VxlanError),
+    /// The ESP tables refused it.
+    #[error(transparent)]
+    Esp(#[from] vpg_esp::EspError),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -228,6 +233,9 @@ pub(crate) struct State {
     ports: BTreeMap<u32, Port>,
     pub(crate) next_sw_if: u32,
     pub(crate) vxlan: VxlanControl,
+    pub(crate) esp: vpg_esp::EspControl,
+    /// ESP protect rules made for a VXLAN tunnel: (rule, tunnel interface).
+    pub(crate) esp_tunnels: Vec<(u32, u32)>,
 }
 
 /// The data plane: workers, control state and the port backend.
@@ -248,6 +256,8 @@ impl DataPlane {
             ports: BTreeMap::new(),
             next_sw_if: 0,
             vxlan: VxlanControl::new(),
+            esp: vpg_esp::EspControl::new(workers.len()),
+            esp_tunnels: Vec::new(),
         };
         let dp = Self {
             workers,
@@ -427,6 +437,7 @@ impl DataPlane {
             }
             Op::DeleteVxlanTunnel { sw_if } => crate::vxlan::delete_tunnel(s, self.layout(), sw_if),
             Op::LearnVxlanPeer { sw_if, mac } => crate::vxlan::learn_peer(s, sw_if, mac),
+            Op::Esp(op) => crate::esp::apply(s, op, self.workers.now()),
         }
     }
 
@@ -458,6 +469,7 @@ impl DataPlane {
             .with(self.state.acl.tables())
             .with(Arc::new(self.state.features.clone()));
         let cfg = crate::vxlan::publish(&self.state.vxlan, self.layout(), cfg);
+        let cfg = crate::esp::publish(&self.state, cfg);
         self.workers.configure(Arc::new(cfg));
     }
 
@@ -484,6 +496,16 @@ impl DataPlane {
     /// The ACL state.
     pub fn acl(&self) -> &AclControl {
         &self.state.acl
+    }
+
+    /// The ESP SAs and protect rules.
+    pub fn esp(&self) -> &vpg_esp::EspControl {
+        &self.state.esp
+    }
+
+    /// ESP protect rules made for VXLAN tunnels: (rule, tunnel interface).
+    pub fn esp_tunnels(&self) -> Vec<(u32, u32)> {
+        self.state.esp_tunnels.clone()
     }
 
     /// The VXLAN tunnels with their interfaces.

@@ -41,6 +41,9 @@ fn arc(name: &str) -> Result<ArcId, ApiError> {
 /// Converts an API item into a data-plane operation.
 pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
     item.validate()?;
+    if let Some(op) = crate::esp::to_op(&item) {
+        return op;
+    }
     Ok(match item {
         ConfigItem::CreateVxlanTunnel { .. } | ConfigItem::DeleteVxlanTunnel { .. } => {
             crate::vxlan::to_op(item).expect("a tunnel item")
@@ -111,6 +114,11 @@ pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
             acls,
         }),
         ConfigItem::AclSessions(s) => Op::Acl(AclOp::Sessions(s)),
+        ConfigItem::EspSaAdd(_)
+        | ConfigItem::EspSaDel { .. }
+        | ConfigItem::EspSaRetire { .. }
+        | ConfigItem::EspProtectAdd(_)
+        | ConfigItem::EspProtectDel { .. } => unreachable!("handled by crate::esp::to_op"),
     })
 }
 
@@ -181,6 +189,7 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::TooManyInterfaces(_) => (Failed, None, None),
         DpError::Acl(e) => return crate::acl::api_error(e),
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
+        DpError::Esp(v) => crate::esp::api_error(v),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -394,6 +403,23 @@ impl Service {
                 for d in self.with(|dp| crate::vxlan::details(dp)) {
                     out(Reply::Details(Details::VxlanTunnel(d)));
                 }
+                out(Reply::Done)
+            }
+            Request::DumpEspSas => {
+                for d in self.with(|dp| crate::esp::sa_details(dp)) {
+                    out(Reply::Details(Details::EspSa(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpEspProtect => {
+                for d in self.with(|dp| crate::esp::protect_details(dp)) {
+                    out(Reply::Details(Details::EspProtect(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpEspSummary => {
+                let d = self.with(|dp| crate::esp::summary(dp));
+                out(Reply::Details(Details::EspSummary(d)));
                 out(Reply::Done)
             }
             Request::ShowVersion => {
