@@ -239,7 +239,7 @@ impl Node for EspDecrypt {
             } else if now >= sa.hard_deadline || st.counters.hard_expired {
                 st.counters.drops += 1;
                 Some(DecryptError::SaExpired)
-            } else if st.window.check(seq).is_err() {
+            } else if sa.window != 0 && st.window.check(seq).is_err() {
                 st.counters.replays += 1;
                 Some(DecryptError::Replay)
             } else {
@@ -298,6 +298,7 @@ impl Node for EspDecrypt {
                 next_header: 0,
             };
             let r = match op.result {
+                Some(Ok((len, nh))) if sa.window == 0 => Ok((len as usize, nh)),
                 Some(Ok((len, nh))) => match st.window.accept(op.seq) {
                     Ok(()) => Ok((len as usize, nh)),
                     Err(Replay::TooOld | Replay::Duplicate | Replay::Invalid) => {
@@ -323,7 +324,7 @@ impl Node for EspDecrypt {
                 let c = &mut st.counters;
                 c.packets += 1;
                 c.bytes += len as u64;
-                c.seq = st.window.top();
+                c.seq = st.window.top().max(op.seq);
                 if !c.soft_expired
                     && (c.packets >= sa.soft_packets
                         || c.bytes >= sa.soft_bytes
