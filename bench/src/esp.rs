@@ -158,10 +158,10 @@ fn finish(
     report
 }
 
-fn encrypt(name: &str, frame: usize, o: &RunOptions) -> anyhow::Result<ScenarioReport> {
-    let mut details = BTreeMap::new();
-    details.insert("pinned_cpu".into(), pin(o.cpu));
-    let (mut rt, mut ip4, features) = base(GraphSpec::new(), 0, o.huge_pages)?;
+/// The `esp-encrypt-*` graph with its generator loaded: `frame`-byte pod frames to 10.0.0.0/8,
+/// protected in transport mode on the uplink (also the no-allocation test's subject).
+pub fn encrypt_runtime(frame: usize, huge_pages: bool) -> anyhow::Result<Runtime> {
+    let (mut rt, mut ip4, features) = base(GraphSpec::new(), 0, huge_pages)?;
     ip4.add_route(
         "10.0.0.0/8".parse()?,
         RoutePath::Via {
@@ -211,7 +211,14 @@ fn encrypt(name: &str, frame: usize, o: &RunOptions) -> anyhow::Result<ScenarioR
     .build();
     rt.node_mut::<PgInput>(PG_INPUT)
         .context("pg-input")?
-        .add_stream(Stream::new(name, POD_IF, images));
+        .add_stream(Stream::new("esp-encrypt", POD_IF, images));
+    Ok(rt)
+}
+
+fn encrypt(name: &str, frame: usize, o: &RunOptions) -> anyhow::Result<ScenarioReport> {
+    let mut details = BTreeMap::new();
+    details.insert("pinned_cpu".into(), pin(o.cpu));
+    let mut rt = encrypt_runtime(frame, o.huge_pages)?;
     // The payload sealed: the IPv4 payload of a frame of this size.
     let payload = frame - 14 - 20 + packet::tail_len(frame - 34) - ICV_LEN;
     details.insert("frame_bytes".into(), frame.to_string());
@@ -225,12 +232,10 @@ fn encrypt(name: &str, frame: usize, o: &RunOptions) -> anyhow::Result<ScenarioR
     Ok(finish(report, details, baseline, "seal"))
 }
 
-/// `esp-decrypt-1400`.
-pub fn decrypt_1400(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
-    let name = "esp-decrypt-1400";
-    let mut details = BTreeMap::new();
-    details.insert("pinned_cpu".into(), pin(o.cpu));
-    let (mut rt, ip4, features) = base(GraphSpec::new(), 0, o.huge_pages)?;
+/// The `esp-decrypt-1400` graph with its generator loaded: ESP tunnel-mode packets to this
+/// node carrying 1400-byte IPv4 packets to the pod (also the no-allocation test's subject).
+pub fn decrypt_runtime(huge_pages: bool) -> anyhow::Result<Runtime> {
+    let (mut rt, ip4, features) = base(GraphSpec::new(), 0, huge_pages)?;
     let mut esp = EspControl::new(1);
     let tunnel = Mode::Tunnel {
         src: PEER,
@@ -299,7 +304,16 @@ pub fn decrypt_1400(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
         .collect();
     rt.node_mut::<PgInput>(PG_INPUT)
         .context("pg-input")?
-        .add_stream(Stream::new(name, UPLINK, images));
+        .add_stream(Stream::new("esp-decrypt", UPLINK, images));
+    Ok(rt)
+}
+
+/// `esp-decrypt-1400`.
+pub fn decrypt_1400(o: &RunOptions) -> anyhow::Result<ScenarioReport> {
+    let name = "esp-decrypt-1400";
+    let mut details = BTreeMap::new();
+    details.insert("pinned_cpu".into(), pin(o.cpu));
+    let mut rt = decrypt_runtime(o.huge_pages)?;
     let payload = 1400 + packet::tail_len(1400) - ICV_LEN;
     details.insert("inner_ip_bytes".into(), "1400".into());
     details.insert("opened_bytes".into(), payload.to_string());
