@@ -213,6 +213,28 @@ pub enum ConfigItem {
     Nat44DelIdentity(Nat44Identity),
     /// NAT44 settings (absent fields keep their value).
     Nat44Settings(Nat44Settings),
+    /// Add an IPsec ESP SA (1.2).
+    EspSaAdd(crate::esp::EspSaAdd),
+    /// Delete an ESP SA (refused while a protect rule uses it).
+    EspSaDel {
+        /// The SA.
+        sa_id: u32,
+    },
+    /// Retire an ESP SA: usable for `grace_s` more seconds, then it drops what it sees (key
+    /// rotation's last step).
+    EspSaRetire {
+        /// The SA.
+        sa_id: u32,
+        /// Grace period in seconds.
+        grace_s: u64,
+    },
+    /// Add (or replace) an ESP protect rule.
+    EspProtectAdd(crate::esp::EspProtectAdd),
+    /// Delete an ESP protect rule.
+    EspProtectDel {
+        /// The rule.
+        rule_id: u32,
+    },
 }
 
 impl ConfigItem {
@@ -247,6 +269,11 @@ impl ConfigItem {
             ConfigItem::Nat44AddIdentity(_) => "nat44_add_identity",
             ConfigItem::Nat44DelIdentity(_) => "nat44_del_identity",
             ConfigItem::Nat44Settings(_) => "nat44_settings",
+            ConfigItem::EspSaAdd(_) => "esp_sa_add",
+            ConfigItem::EspSaDel { .. } => "esp_sa_del",
+            ConfigItem::EspSaRetire { .. } => "esp_sa_retire",
+            ConfigItem::EspProtectAdd(_) => "esp_protect_add",
+            ConfigItem::EspProtectDel { .. } => "esp_protect_del",
         }
     }
 
@@ -315,6 +342,12 @@ impl ConfigItem {
                 crate::nat44::mapping_name(m.address, m.proto, m.port)
             ),
             ConfigItem::Nat44Settings(_) => "nat44 settings".into(),
+            ConfigItem::EspSaAdd(sa) => format!("esp sa {}", sa.sa_id),
+            ConfigItem::EspSaDel { sa_id } | ConfigItem::EspSaRetire { sa_id, .. } => {
+                format!("esp sa {sa_id}")
+            }
+            ConfigItem::EspProtectAdd(r) => format!("esp protect rule {}", r.rule_id),
+            ConfigItem::EspProtectDel { rule_id } => format!("esp protect rule {rule_id}"),
         }
     }
 
@@ -371,6 +404,11 @@ impl ConfigItem {
             }
             ConfigItem::Nat44AddIdentity(m) | ConfigItem::Nat44DelIdentity(m) => check_identity(m),
             ConfigItem::Nat44Settings(s) => check_settings(s),
+            ConfigItem::EspSaAdd(sa) => sa.check(),
+            ConfigItem::EspProtectAdd(r) => r.check(),
+            ConfigItem::EspSaDel { .. }
+            | ConfigItem::EspSaRetire { .. }
+            | ConfigItem::EspProtectDel { .. } => Ok(()),
         };
         r.map_err(|e| e.or_object(|| self.object()))
     }

@@ -9,7 +9,7 @@
 //! | [`message`] | the envelope: [`Request`], [`Reply`], [`Details`] |
 //! | [`config`] | [`ConfigItem`]: every change, and transactions ([`config::validate_all`]) |
 //! | [`acl`] | ACLs, interface lists, sessions, classifier shapes, `acl_match` |
-//! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`], [`vxlan`] | one file per family: checks and dump rows |
+//! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`], [`vxlan`], [`esp`] | one file per family: checks and dump rows |
 //! | [`error`] | [`ApiError`] and [`ErrorCode`] |
 //! | [`client`], [`server`] | the blocking [`Client`]; [`server::bind`] (mode 0600) and [`server::serve_connection`] |
 //!
@@ -39,6 +39,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod esp;
 pub mod feature;
 pub mod interface;
 pub mod message;

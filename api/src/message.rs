@@ -120,6 +120,12 @@ pub enum Request {
     /// Sessions per worker and protocol, ports per address, counters → one
     /// `Details::Nat44Summary`.
     DumpNat44Summary,
+    /// ESP SAs with their counters, never their keys → `Details::EspSa`* (1.2).
+    DumpEspSas,
+    /// ESP protect rules with their counters → `Details::EspProtect`* (1.2).
+    DumpEspProtect,
+    /// ESP in one row → one `Details::EspSummary` (1.2).
+    DumpEspSummary,
 }
 
 impl Request {
@@ -153,6 +159,9 @@ impl Request {
             Request::DumpNat44Sessions { .. } => "dump_nat44_sessions",
             Request::ClearNat44Sessions { .. } => "clear_nat44_sessions",
             Request::DumpNat44Summary => "dump_nat44_summary",
+            Request::DumpEspSas => "dump_esp_sas",
+            Request::DumpEspProtect => "dump_esp_protect",
+            Request::DumpEspSummary => "dump_esp_summary",
         }
     }
 
@@ -180,6 +189,9 @@ impl Request {
                 | Request::DumpNat44Mappings
                 | Request::DumpNat44Sessions { .. }
                 | Request::DumpNat44Summary
+                | Request::DumpEspSas
+                | Request::DumpEspProtect
+                | Request::DumpEspSummary
         )
     }
 
@@ -247,6 +259,12 @@ pub enum Details {
     Nat44Session(Nat44SessionDetails),
     /// The NAT44 summary.
     Nat44Summary(Nat44SummaryDetails),
+    /// An ESP SA (1.2).
+    EspSa(crate::esp::EspSaDetails),
+    /// An ESP protect rule (1.2).
+    EspProtect(crate::esp::EspProtectDetails),
+    /// The ESP summary (1.2).
+    EspSummary(crate::esp::EspSummaryDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

@@ -412,6 +412,7 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
     ));
     out.extend(vxlan_examples());
     out.extend(nat44_examples());
+    out.extend(esp_examples());
     out
 }
 
@@ -606,6 +607,188 @@ fn nat44_examples() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
+/// The ESP messages (API 1.2), full and minimal.
+fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
+    use vpg_api::esp::*;
+    let j = |v: &dyn erased::Ser| v.json();
+    let lifetime = EspLifetime {
+        soft_packets: Some(1 << 30),
+        soft_bytes: Some(1 << 40),
+        soft_seconds: Some(3000),
+        hard_packets: Some(1 << 31),
+        hard_bytes: Some(1 << 41),
+        hard_seconds: Some(3600),
+    };
+    let sa = EspSaAdd {
+        sa_id: 11,
+        spi: 0x2001,
+        direction: EspDirection::Out,
+        mode: EspMode::Tunnel,
+        tunnel_src: Some(Ipv4Addr::new(192, 168, 1, 1)),
+        tunnel_dst: Some(Ipv4Addr::new(192, 168, 1, 2)),
+        crypto: EspCrypto::AesGcm256,
+        key: "0x".to_string() + &"ab".repeat(36),
+        key_id: 1,
+        esn: true,
+        replay_window: Some(4096),
+        worker: Some(1),
+        lifetime: Some(lifetime),
+    };
+    let minimal_sa = EspSaAdd {
+        sa_id: 12,
+        spi: 0x1001,
+        direction: EspDirection::In,
+        mode: EspMode::Transport,
+        tunnel_src: None,
+        tunnel_dst: None,
+        crypto: EspCrypto::AesGcm128,
+        key: "cd".repeat(20),
+        key_id: 1,
+        esn: false,
+        replay_window: None,
+        worker: None,
+        lifetime: None,
+    };
+    let rule = EspProtectAdd {
+        rule_id: 1,
+        dst: Some("192.168.1.2/32".parse().unwrap()),
+        tunnel: None,
+        proto: Some(17),
+        port: Some(4789),
+        sas: vec![11],
+        replace: true,
+    };
+    let minimal_rule = EspProtectAdd {
+        rule_id: 2,
+        dst: None,
+        tunnel: Some(2),
+        proto: None,
+        port: None,
+        sas: vec![],
+        replace: false,
+    };
+    let counters = EspSaCounters {
+        packets: 10,
+        bytes: 3000,
+        auth_failures: 1,
+        replays: 2,
+        drops: 3,
+        seq: 10,
+    };
+    let details = EspSaDetails {
+        sa_id: 11,
+        spi: 0x2001,
+        direction: EspDirection::Out,
+        mode: EspMode::Tunnel,
+        tunnel_src: Some(Ipv4Addr::new(192, 168, 1, 1)),
+        tunnel_dst: Some(Ipv4Addr::new(192, 168, 1, 2)),
+        crypto: EspCrypto::AesGcm256,
+        key_id: 1,
+        fingerprint: "0123456789abcdef".into(),
+        esn: true,
+        replay_window: 4096,
+        worker: 1,
+        backend: "auto".into(),
+        state: "retiring".into(),
+        age_s: 30,
+        retire_in_s: Some(10),
+        lifetime,
+        counters,
+    };
+    let minimal_details = EspSaDetails {
+        tunnel_src: None,
+        tunnel_dst: None,
+        mode: EspMode::Transport,
+        retire_in_s: None,
+        lifetime: EspLifetime::default(),
+        state: "active".into(),
+        ..details.clone()
+    };
+    let protect = EspProtectDetails {
+        rule_id: 2,
+        dst: "192.168.1.2/32".parse().unwrap(),
+        tunnel: Some(2),
+        proto: Some(17),
+        port: Some(4789),
+        sas: vec![11, 13],
+        protected: 100,
+        no_sa_drops: 1,
+    };
+    let minimal_protect = EspProtectDetails {
+        tunnel: None,
+        proto: None,
+        port: None,
+        sas: vec![],
+        ..protect.clone()
+    };
+    let summary = EspSummaryDetails {
+        sas_in: 2,
+        sas_out: 2,
+        rules: 1,
+        encrypt_interfaces: vec![1],
+        decrypt_interfaces: vec![1],
+        encrypted: 100,
+        decrypted: 99,
+        would_have_left_in_clear: 3,
+        auth_failures: 1,
+        replays: 2,
+        backend: "auto".into(),
+    };
+    let cfg = |item| j(&Request::Config { item });
+    vec![
+        ("request_config", cfg(ConfigItem::EspSaAdd(sa))),
+        (
+            "request_config_minimal",
+            cfg(ConfigItem::EspSaAdd(minimal_sa)),
+        ),
+        ("request_config", cfg(ConfigItem::EspSaDel { sa_id: 11 })),
+        (
+            "request_config",
+            cfg(ConfigItem::EspSaRetire {
+                sa_id: 11,
+                grace_s: 30,
+            }),
+        ),
+        ("request_config", cfg(ConfigItem::EspProtectAdd(rule))),
+        (
+            "request_config_minimal",
+            cfg(ConfigItem::EspProtectAdd(minimal_rule)),
+        ),
+        (
+            "request_config",
+            cfg(ConfigItem::EspProtectDel { rule_id: 1 }),
+        ),
+        ("request", j(&Request::DumpEspSas)),
+        ("request", j(&Request::DumpEspProtect)),
+        ("request", j(&Request::DumpEspSummary)),
+        ("reply_details", j(&Reply::Details(Details::EspSa(details)))),
+        (
+            "reply_details_minimal",
+            j(&Reply::Details(Details::EspSa(minimal_details))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::EspProtect(protect))),
+        ),
+        (
+            "reply_details_minimal",
+            j(&Reply::Details(Details::EspProtect(minimal_protect))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::EspSummary(summary))),
+        ),
+        (
+            "esp_enums",
+            j(&(
+                [EspDirection::In, EspDirection::Out],
+                [EspMode::Transport, EspMode::Tunnel],
+                [EspCrypto::AesGcm128, EspCrypto::AesGcm256],
+            )),
+        ),
+    ]
+}
+
 /// The VXLAN messages (API 1.1), full and minimal.
 fn vxlan_examples() -> Vec<(&'static str, serde_json::Value)> {
     let j = |v: &dyn erased::Ser| v.json();
@@ -727,6 +910,11 @@ fn every_message_round_trips() {
             }
             "clear_what" => {
                 serde_json::to_value(decode::<Vec<ClearWhat>>(&bytes).unwrap()).unwrap()
+            }
+            "esp_enums" => {
+                use vpg_api::esp::{EspCrypto, EspDirection, EspMode};
+                type Enums = ([EspDirection; 2], [EspMode; 2], [EspCrypto; 2]);
+                serde_json::to_value(decode::<Enums>(&bytes).unwrap()).unwrap()
             }
             "hello" => serde_json::to_value(decode::<Hello>(&bytes).unwrap()).unwrap(),
             n if n.starts_with("hello_") => {

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod afpacket;
+pub mod esp;
 pub mod forward;
 pub mod nat44;
 pub mod render;
@@ -85,6 +86,31 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "vxlan-decap-1000-tunnels",
             about: "the same from 1,000 tunnels in turn (the last-tunnel cache misses every packet)",
             run: vxlan::decap_1000,
+        },
+        Scenario {
+            name: "esp-encrypt-64",
+            about: "64-byte pod frames out an uplink through esp4-encrypt (transport, AES-128-GCM): its clocks vs the raw seal of the fastest crate in the same run",
+            run: esp::encrypt_64,
+        },
+        Scenario {
+            name: "esp-encrypt-1400",
+            about: "the same with 1400-byte frames",
+            run: esp::encrypt_1400,
+        },
+        Scenario {
+            name: "esp-decrypt-1400",
+            about: "ESP tunnel-mode packets carrying 1400-byte IPv4 to a pod through esp4-decrypt: its clocks vs the raw open in the same run",
+            run: esp::decrypt_1400,
+        },
+        Scenario {
+            name: "esp-vxlan-1w",
+            about: "1400-byte pod frames into VXLAN protected by ESP transport, one worker: Gbit/s, esp4-encrypt clocks vs raw seal",
+            run: esp::vxlan_1w,
+        },
+        Scenario {
+            name: "esp-vxlan-2w",
+            about: "the same on two workers (one SA each, no handoff), with one worker in the same run for the scaling ratio",
+            run: esp::vxlan_2w,
         },
         Scenario {
             name: "afpacket-forward",

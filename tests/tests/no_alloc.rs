@@ -174,3 +174,44 @@ fn nat44_session_creation_hits_and_expiry_allocate_nothing() {
     assert!(count("expired") > 1000, "{rows:?}");
     assert_eq!(allocs, 0, "{allocs} allocations in the NAT44 path");
 }
+
+#[test]
+fn esp_encryption_and_decryption_allocate_nothing_in_steady_state() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    for (what, mut rt) in [
+        (
+            "encrypt 64",
+            vpg_bench::esp::encrypt_runtime(64, false).unwrap(),
+        ),
+        (
+            "encrypt 1400",
+            vpg_bench::esp::encrypt_runtime(1400, false).unwrap(),
+        ),
+        (
+            "decrypt 1400",
+            vpg_bench::esp::decrypt_runtime(false).unwrap(),
+        ),
+    ] {
+        for _ in 0..200 {
+            rt.dispatch(Time::ZERO);
+        }
+        let before = ALLOCS.load(Relaxed);
+        let mut t = Time::ZERO;
+        for _ in 0..2000 {
+            t = t + std::time::Duration::from_micros(10);
+            rt.dispatch(t);
+        }
+        let allocs = ALLOCS.load(Relaxed) - before;
+        let rows = vpg_graph::show::error_rows(rt.layout(), std::slice::from_ref(rt.stats()));
+        let done: u64 = rows
+            .iter()
+            .filter(|r| r.name == "encrypted" || r.name == "decrypted")
+            .map(|r| r.count)
+            .sum();
+        assert!(done > 100_000, "{what}: {rows:?}");
+        assert_eq!(
+            allocs, 0,
+            "{what}: {allocs} allocations while {done} packets went through ESP"
+        );
+    }
+}

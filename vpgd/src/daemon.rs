@@ -19,6 +19,7 @@ pub fn graph(extra: impl FnOnce(&mut GraphSpec)) -> anyhow::Result<Arc<Layout>> 
     vpg_acl::register(&mut g);
     vpg_vxlan::register(&mut g);
     vpg_nat44::register(&mut g);
+    vpg_esp::register(&mut g);
     g.node(|| PgInput::new("ethernet-input"));
     extra(&mut g);
     Ok(g.build()?)

@@ -139,6 +139,8 @@ pub enum Op {
     },
     /// A NAT44 change.
     Nat(crate::nat44::NatOp),
+    /// An ESP change (see `crate::esp`).
+    Esp(crate::esp::EspOp),
     /// The far end's MAC seen by vxlan4-decap (not an API item: the daemon's learning).
     LearnVxlanPeer {
         /// The tunnel's interface.
@@ -200,6 +202,9 @@ pub enum DpError {
     /// The NAT44 state refused it.
     #[error(transparent)]
     Nat(#[from] vpg_nat44::Nat44Error),
+    /// The ESP tables refused it.
+    #[error(transparent)]
+    Esp(#[from] vpg_esp::EspError),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -234,6 +239,9 @@ pub(crate) struct State {
     pub(crate) next_sw_if: u32,
     pub(crate) vxlan: VxlanControl,
     pub(crate) nat: vpg_nat44::Nat44Control,
+    pub(crate) esp: vpg_esp::EspControl,
+    /// ESP protect rules made for a VXLAN tunnel: (rule, tunnel interface).
+    pub(crate) esp_tunnels: Vec<(u32, u32)>,
 }
 
 /// The data plane: workers, control state and the port backend.
@@ -255,6 +263,8 @@ impl DataPlane {
             next_sw_if: 0,
             vxlan: VxlanControl::new(),
             nat: vpg_nat44::Nat44Control::new(workers.len()),
+            esp: vpg_esp::EspControl::new(workers.len()),
+            esp_tunnels: Vec::new(),
         };
         let dp = Self {
             workers,
@@ -453,6 +463,7 @@ impl DataPlane {
                 )?;
                 Ok(OpResult::Done)
             }
+            Op::Esp(op) => crate::esp::apply(s, op, self.workers.now()),
         }
     }
 
@@ -486,6 +497,7 @@ impl DataPlane {
             .with(self.state.nat.tables(&addr_of))
             .with(Arc::new(self.state.features.clone()));
         let cfg = crate::vxlan::publish(&self.state.vxlan, self.layout(), cfg);
+        let cfg = crate::esp::publish(&self.state, cfg);
         self.workers.configure(Arc::new(cfg));
     }
 
@@ -526,6 +538,16 @@ impl DataPlane {
             .interfaces()
             .find(|i| i.sw_if == sw_if)
             .and_then(|i| i.primary_address())
+    }
+
+    /// The ESP SAs and protect rules.
+    pub fn esp(&self) -> &vpg_esp::EspControl {
+        &self.state.esp
+    }
+
+    /// ESP protect rules made for VXLAN tunnels: (rule, tunnel interface).
+    pub fn esp_tunnels(&self) -> Vec<(u32, u32)> {
+        self.state.esp_tunnels.clone()
     }
 
     /// The VXLAN tunnels with their interfaces.

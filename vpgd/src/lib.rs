@@ -5,6 +5,7 @@ pub mod acl;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod esp;
 pub mod nat44;
 pub mod ports;
 pub mod service;

@@ -44,6 +44,9 @@ pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
     if let Some(op) = crate::nat44::to_op(item.clone()) {
         return Ok(Op::Nat(op));
     }
+    if let Some(op) = crate::esp::to_op(&item) {
+        return op;
+    }
     Ok(match item {
         ConfigItem::CreateVxlanTunnel { .. } | ConfigItem::DeleteVxlanTunnel { .. } => {
             crate::vxlan::to_op(item).expect("a tunnel item")
@@ -122,6 +125,11 @@ pub fn to_op(item: ConfigItem) -> Result<Op, ApiError> {
         | ConfigItem::Nat44AddIdentity(_)
         | ConfigItem::Nat44DelIdentity(_)
         | ConfigItem::Nat44Settings(_) => unreachable!("handled above"),
+        ConfigItem::EspSaAdd(_)
+        | ConfigItem::EspSaDel { .. }
+        | ConfigItem::EspSaRetire { .. }
+        | ConfigItem::EspProtectAdd(_)
+        | ConfigItem::EspProtectDel { .. } => unreachable!("handled by crate::esp::to_op"),
     })
 }
 
@@ -193,6 +201,7 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::Acl(e) => return crate::acl::api_error(e),
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
         DpError::Nat(n) => return crate::nat44::api_error(n),
+        DpError::Esp(v) => crate::esp::api_error(v),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -443,6 +452,23 @@ impl Service {
                 for d in self.with(|dp| crate::vxlan::details(dp)) {
                     out(Reply::Details(Details::VxlanTunnel(d)));
                 }
+                out(Reply::Done)
+            }
+            Request::DumpEspSas => {
+                for d in self.with(|dp| crate::esp::sa_details(dp)) {
+                    out(Reply::Details(Details::EspSa(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpEspProtect => {
+                for d in self.with(|dp| crate::esp::protect_details(dp)) {
+                    out(Reply::Details(Details::EspProtect(d)));
+                }
+                out(Reply::Done)
+            }
+            Request::DumpEspSummary => {
+                let d = self.with(|dp| crate::esp::summary(dp));
+                out(Reply::Details(Details::EspSummary(d)));
                 out(Reply::Done)
             }
             Request::ShowVersion => {

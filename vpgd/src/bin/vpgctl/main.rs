@@ -2,6 +2,7 @@
 //! runtime` and `show errors` read the stats segment directly, so they never ask the workers.
 
 mod acl;
+mod esp;
 mod nat44;
 mod show;
 mod vxlan;
@@ -45,6 +46,7 @@ struct Cli {
 enum Cmd {
     /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`, `show vxlan tunnels`,
     /// `show nat44 addresses|interfaces|mappings|sessions|summary`).
+    /// `show esp sa|protect|summary`).
     Show {
         /// What to show.
         what: ShowWhat,
@@ -152,6 +154,9 @@ enum Cmd {
     /// VXLAN tunnels: `vxlan create LOCAL REMOTE VNI`, `vxlan delete vx0`.
     #[command(subcommand)]
     Vxlan(vxlan::VxlanCmd),
+    /// IPsec ESP: `esp sa add|del|retire`, `esp protect add|del`, `esp interface IF on|off`.
+    #[command(subcommand)]
+    Esp(esp::EspCmd),
     /// Apply a YAML or JSON file of changes as one transaction (all or nothing).
     Apply {
         /// The file: a list of changes, or `{items: [...]}`.
@@ -173,6 +178,7 @@ enum ShowWhat {
     Acl,
     Vxlan,
     Nat44,
+    Esp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -273,15 +279,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             detail,
         } => nat44::show(&cli, args, *detail),
         Cmd::Nat44(cmd) => nat44::run(&cli, cmd),
+        Cmd::Show {
+            what: ShowWhat::Esp,
+            args,
+            ..
+        } => esp::show(&cli, args.first().map(String::as_str)),
         Cmd::Show { args, .. } if !args.is_empty() => {
             bail!(
-                "show: '{}' is not a table of it (only `show acl …`, `show vxlan tunnels` and `show nat44 …` have them)",
+                "show: '{}' is not a table of it (only `show acl …`, `show vxlan tunnels`, `show nat44 …` and `show esp sa|protect|summary` have them)",
                 args[0]
             )
         }
         Cmd::Show { what, .. } => show::show(&cli, *what),
         Cmd::Acl(cmd) => acl::run(&cli, cmd),
         Cmd::Vxlan(cmd) => vxlan::run(&cli, cmd),
+        Cmd::Esp(cmd) => esp::run(&cli, cmd),
         Cmd::Trace { node, count, .. } => {
             connect(&cli)?.call(&Request::TraceAdd {
                 node: node.clone(),

@@ -1,0 +1,463 @@
+//! ESP framing with AES-GCM (RFC 4303 §2, RFC 4106 §3–5): the header, the explicit IV, the
+//! trailer (padding, pad length, next header), the ICV, and the nonce and AAD built from them.
+//! Pure functions over byte slices, so the known-answer tests run them on published packets;
+//! the nodes call them on buffers.
+
+use crate::crypto::{GcmCipher, ICV_LEN, IV_LEN, SALT_LEN};
+
+/// ESP header: SPI and sequence number.
+pub const ESP_HDR_LEN: usize = 8;
+/// What ESP puts in front of the protected payload: the header and the explicit IV.
+pub const ESP_FRONT: usize = ESP_HDR_LEN + IV_LEN;
+/// IP protocol number of ESP.
+pub const IPPROTO_ESP: u8 = 50;
+/// Next header: IPv4 (tunnel mode).
+pub const NEXT_IPV4: u8 = 4;
+/// Next header: a dummy packet (RFC 4303 §2.6: traffic flow confidentiality), to be discarded.
+pub const NEXT_DUMMY: u8 = 59;
+/// Bytes tunnel mode adds in front of the inner packet: outer IPv4, ESP header and IV.
+pub const TUNNEL_FRONT: usize = 20 + ESP_FRONT;
+/// The most bytes ESP adds behind a payload: 3 of padding, pad length, next header, ICV.
+pub const MAX_TAIL: usize = 3 + 2 + ICV_LEN;
+
+//= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+//# the Padding field is used to ensure that the Pad Length and
+//# Next Header fields are right aligned within a 4-byte word
+
+/// Padding for a payload of `len` bytes: the encrypted part (payload, padding, pad length, next
+/// header) is a multiple of 4 (GCM is a stream mode and needs no more, RFC 4106 §3).
+#[inline(always)]
+pub fn pad_len(len: usize) -> usize {
+    (4 - (len + 2) % 4) % 4
+}
+
+/// Bytes behind a payload of `len` bytes: padding, the two trailer bytes and the ICV.
+#[inline(always)]
+pub fn tail_len(len: usize) -> usize {
+    pad_len(len) + 2 + ICV_LEN
+}
+
+//= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+//# If Padding bytes are needed but the encryption algorithm does not
+//# specify the padding contents, then the following default processing
+//# MUST be used.  The Padding bytes are initialized with a series of
+//# (unsigned, 1-byte) integer values.  The first padding byte appended
+//# to the plaintext is numbered 1, with subsequent padding bytes making
+//# up a monotonically increasing sequence: 1, 2, 3, ....
+
+/// Writes padding, pad length and next header into `t` (`pad_len + 2` bytes).
+#[inline(always)]
+pub fn write_trailer(t: &mut [u8], pad: usize, next_header: u8) {
+    for (i, b) in t[..pad].iter_mut().enumerate() {
+        *b = i as u8 + 1;
+    }
+    t[pad] = pad as u8;
+    t[pad + 1] = next_header;
+}
+
+//= https://www.rfc-editor.org/rfc/rfc4106#section-4
+//# The nonce is the concatenation of the salt and the IV
+//# [...]
+//#      +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//#      |                             Salt                              |
+//#      +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//#      |                     Initialization Vector                     |
+
+/// The GCM nonce: salt, then the packet's explicit IV.
+#[inline(always)]
+pub fn nonce(salt: &[u8; SALT_LEN], iv: &[u8]) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(salt);
+    n[4..].copy_from_slice(&iv[..IV_LEN]);
+    n
+}
+
+//= https://www.rfc-editor.org/rfc/rfc4106#section-5
+//# Two formats of the AAD are defined: one for 32-bit sequence numbers,
+//# and one for 64-bit extended sequence numbers.
+
+/// The AAD: SPI and sequence number (32-bit), or SPI and both halves of the extended sequence
+/// number (12 bytes). Returns the buffer and the length to use.
+#[inline(always)]
+pub fn aad(spi: u32, seq: u64, esn: bool) -> ([u8; 12], usize) {
+    let mut a = [0u8; 12];
+    a[..4].copy_from_slice(&spi.to_be_bytes());
+    if esn {
+        a[4..12].copy_from_slice(&seq.to_be_bytes());
+        (a, 12)
+    } else {
+        a[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        (a, 8)
+    }
+}
+
+/// What one outbound SA needs to seal.
+#[derive(Clone, Copy)]
+pub struct SealParams<'a> {
+    /// The expanded key.
+    pub cipher: &'a dyn GcmCipher,
+    /// RFC 4106 salt.
+    pub salt: [u8; SALT_LEN],
+    /// The SPI.
+    pub spi: u32,
+    /// Extended sequence numbers.
+    pub esn: bool,
+}
+
+//= https://www.rfc-editor.org/rfc/rfc4106#section-3.1
+//# The IV MUST be chosen by the encryptor in a manner that ensures that
+//# the same IV value is used only once for a given key.
+
+/// Seals an ESP packet laid out in `p`: [`ESP_FRONT`] bytes for the header and IV, `len` bytes
+/// of payload, then room for [`tail_len`]`(len)`. Writes the header (the IV is the 64-bit
+/// sequence number, unique per SA since sequence numbers never repeat), the trailer, encrypts
+/// and appends the ICV. Returns the ESP packet's length.
+///
+/// # Panics
+/// If `p` is shorter than `ESP_FRONT + len + tail_len(len)` (the nodes check room first).
+#[inline]
+pub fn seal(sa: &SealParams<'_>, seq: u64, p: &mut [u8], len: usize, next_header: u8) -> usize {
+    seal_with_iv(sa, seq, seq.to_be_bytes(), p, len, next_header)
+}
+
+/// [`seal`] with a given IV (known-answer tests use the published ones).
+#[inline]
+pub fn seal_with_iv(
+    sa: &SealParams<'_>,
+    seq: u64,
+    iv: [u8; IV_LEN],
+    p: &mut [u8],
+    len: usize,
+    next_header: u8,
+) -> usize {
+    let pad = pad_len(len);
+    let ct_len = len + pad + 2;
+    let total = ESP_FRONT + ct_len + ICV_LEN;
+    let p = &mut p[..total];
+    p[0..4].copy_from_slice(&sa.spi.to_be_bytes());
+    p[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+    p[8..16].copy_from_slice(&iv);
+    write_trailer(&mut p[ESP_FRONT + len..], pad, next_header);
+    let n = nonce(&sa.salt, &iv);
+    let (a, alen) = aad(sa.spi, seq, sa.esn);
+    let (body, icv) = p[ESP_FRONT..].split_at_mut(ct_len);
+    let tag = sa.cipher.seal(&n, &a[..alen], body);
+    icv.copy_from_slice(&tag);
+    total
+}
+
+/// Why an ESP packet did not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// Too short for header, IV, trailer and ICV.
+    TooShort,
+    /// The ICV did not verify.
+    AuthFailed,
+    /// The pad length points before the payload, or the padding is not 1, 2, 3, ...
+    BadTrailer,
+}
+
+/// Opens the ESP packet `p` (header, IV, ciphertext, ICV) whose full sequence number is `seq`:
+/// verifies and decrypts in place. Returns the payload length (it starts at [`ESP_FRONT`]) and
+/// the next header.
+#[inline]
+pub fn open(
+    cipher: &dyn GcmCipher,
+    salt: &[u8; SALT_LEN],
+    seq: u64,
+    esn: bool,
+    p: &mut [u8],
+) -> Result<(usize, u8), OpenError> {
+    if p.len() < ESP_FRONT + 2 + ICV_LEN {
+        return Err(OpenError::TooShort);
+    }
+    let spi = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+    let n = nonce(salt, &p[8..16]);
+    let (a, alen) = aad(spi, seq, esn);
+    let ct_len = p.len() - ESP_FRONT - ICV_LEN;
+    let (body, icv) = p[ESP_FRONT..].split_at_mut(ct_len);
+    let mut tag = [0u8; ICV_LEN];
+    tag.copy_from_slice(icv);
+    if !cipher.open(&n, &a[..alen], body, &tag) {
+        return Err(OpenError::AuthFailed);
+    }
+    let pad = body[ct_len - 2] as usize;
+    let next = body[ct_len - 1];
+    if pad + 2 > ct_len {
+        return Err(OpenError::BadTrailer);
+    }
+    let len = ct_len - 2 - pad;
+    //= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+    //# the receiver SHOULD inspect the Padding field.
+    if body[len..len + pad]
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b != i as u8 + 1)
+    {
+        return Err(OpenError::BadTrailer);
+    }
+    Ok((len, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Backend, KeyMaterial};
+    use hex_literal::hex;
+
+    /// ESP packets from "Test Cases for the use of GCM and GMAC in IPsec ESP"
+    /// (draft-mcgrew-gcm-test-01 §4): key material (key || salt), SPI, full sequence number,
+    /// ESN, IV, plaintext (payload, padding, pad length, next header), ciphertext || ICV.
+    struct EspVector {
+        keymat: Vec<u8>,
+        spi: u32,
+        seq: u64,
+        esn: bool,
+        iv: [u8; 8],
+        plain: Vec<u8>,
+        sealed: Vec<u8>,
+    }
+
+    fn draft_vectors() -> Vec<EspVector> {
+        let v = |k: &[u8], salt: [u8; 4], aad: &[u8], iv, plain: &[u8], ct: &[u8], tag: &[u8]| {
+            let mut keymat = k.to_vec();
+            keymat.extend_from_slice(&salt);
+            let spi = u32::from_be_bytes([aad[0], aad[1], aad[2], aad[3]]);
+            let (seq, esn) = if aad.len() == 12 {
+                (u64::from_be_bytes(aad[4..12].try_into().unwrap()), true)
+            } else {
+                (
+                    u64::from(u32::from_be_bytes(aad[4..8].try_into().unwrap())),
+                    false,
+                )
+            };
+            let mut sealed = ct.to_vec();
+            sealed.extend_from_slice(tag);
+            EspVector {
+                keymat,
+                spi,
+                seq,
+                esn,
+                iv,
+                plain: plain.to_vec(),
+                sealed,
+            }
+        };
+        vec![
+            // Test case 1: AES-128, 64-bit sequence number.
+            v(
+                &hex!("4c80cdefbb5d10da906ac73c3613a634"),
+                hex!("2e443b68"),
+                &hex!("000043218765432100000000"),
+                hex!("4956ed7e3b244cfe"),
+                &hex!(
+                    "45000048699a000080114db7c0a80102c0a801010a9bf15638d3010000010000"
+                    "00000000045f736970045f756470037369700963796265726369747902646b00"
+                    "0021000101020201"
+                ),
+                &hex!(
+                    "fecf537e729d5b07dc30df528dd22b768d1b98736696a6fd348509fa13ceac34"
+                    "cfa2436f14a3f3cf65925bf1f4a13c5d15b21e1884f5ff6247aeabb786b93bce"
+                    "61bc17d768fd9732"
+                ),
+                &hex!("459018148f6cbe722fd04796562dfdb4"),
+            ),
+            // Test case 3: AES-256.
+            v(
+                &hex!("abbccddef00112233445566778899aababbccddef00112233445566778899aab"),
+                hex!("11223344"),
+                &hex!("4a2cbfe300000002"),
+                hex!("0102030405060708"),
+                &hex!(
+                    "4500003069a6400080062690c0a801029389155e0a9e008b2dc57ee000000000"
+                    "7002400020bf0000020405b40101040201020201"
+                ),
+                &hex!(
+                    "ff425c9b724599df7a3bcd510194e00d6a78107f1b0b1cbf06efae9d65a5d763"
+                    "748a637985771d347f0545659f14e99def842d8e"
+                ),
+                &hex!("b335f4eecfdbf831824b4c4915956c96"),
+            ),
+            // Test case 5: AES-128, 64-bit sequence number.
+            v(
+                &hex!("3de09874b388e6491988d0c3607eae1f"),
+                hex!("57690e43"),
+                &hex!("42f67e3f1010101010101010"),
+                hex!("4e280000a2fca1a3"),
+                &hex!(
+                    "4500003c99c300008001cb7c40679318010101010800085c0200430061626364"
+                    "65666768696a6b6c6d6e6f707172737475767761626364656667686901020201"
+                ),
+                &hex!(
+                    "fba2caa4853cf9f0f22cb10d86dd83b0fec75691cf1a04b00d1138ec9c357917"
+                    "65acbd8701ad79845bf9fe3fba487bc91755e6662b4c8d0d1f5e22739530320a"
+                ),
+                &hex!("e0d731cc978ecafaeae88f00e80d6e48"),
+            ),
+            // Test case 8: AES-128, 64-bit sequence number, pad length 1.
+            v(
+                &hex!("abbccddef00112233445566778899aab"),
+                hex!("decaf888"),
+                &hex!("000001000000000000000001"),
+                hex!("cafedebaceface74"),
+                &hex!(
+                    "4500004933ba00007f119106c3fb1d10c2b1d326c02831ce0035dd7b800302d5"
+                    "00004e20001e8c18d75b81dc91baa0476b91b924b280389d92c963bac046ec95"
+                    "9b6266c04722b14923010101"
+                ),
+                &hex!(
+                    "18a6fd42f72cbf4ab2a2ea901f73d814e3e7f243d95412e1c349c1d2fbec168f"
+                    "9190feebaf2cb01984e65863965d7472b79da345e0e780191f0d2f0e0f496c22"
+                    "6f2127b27db35724e7845d68"
+                ),
+                &hex!("651f57e65f354f75ff17015769623436"),
+            ),
+            // Test case 12: a dummy-sized payload with a 32-bit sequence number 0xffffffff.
+            v(
+                &hex!("7d773d00c144c525ac619d18c84a3f47"),
+                hex!("d9664267"),
+                &hex!("335467aeffffffff"),
+                hex!("43457e9182443bc6"),
+                &hex!("01020201"),
+                &hex!("437f866b"),
+                &hex!("cb3f699fe9b0822bac961c4504bef270"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn known_answers_from_the_esp_test_cases() {
+        for &be in Backend::available() {
+            for (i, t) in draft_vectors().iter().enumerate() {
+                let m = KeyMaterial::new(t.keymat.clone()).unwrap();
+                let c = m.cipher(be).unwrap();
+                let sa = SealParams {
+                    cipher: &*c,
+                    salt: m.salt(),
+                    spi: t.spi,
+                    esn: t.esn,
+                };
+                // The published plaintext ends in its own trailer: split it off.
+                let pad = t.plain[t.plain.len() - 2] as usize;
+                let next = t.plain[t.plain.len() - 1];
+                let len = t.plain.len() - 2 - pad;
+                let mut p = vec![0u8; ESP_FRONT + len + tail_len(len)];
+                p[ESP_FRONT..ESP_FRONT + len].copy_from_slice(&t.plain[..len]);
+                let n = seal_with_iv(&sa, t.seq, t.iv, &mut p, len, next);
+                assert_eq!(n, p.len());
+                assert_eq!(&p[ESP_FRONT..], &t.sealed[..], "{be} vector {i}");
+                assert_eq!(p[0..4], t.spi.to_be_bytes());
+                assert_eq!(p[4..8], (t.seq as u32).to_be_bytes());
+                assert_eq!(p[8..16], t.iv);
+                let (l, nh) = open(&*c, &m.salt(), t.seq, t.esn, &mut p).unwrap();
+                assert_eq!((l, nh), (len, next));
+                assert_eq!(&p[ESP_FRONT..ESP_FRONT + len], &t.plain[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trips_at_every_size_and_a_flipped_bit_anywhere_fails() {
+        let m = KeyMaterial::from_hex(&"42".repeat(20)).unwrap();
+        let c = m.cipher(Backend::DEFAULT).unwrap();
+        for esn in [false, true] {
+            let sa = SealParams {
+                cipher: &*c,
+                salt: m.salt(),
+                spi: 0x100,
+                esn,
+            };
+            for len in 0..200usize {
+                let seq = if esn {
+                    (len as u64) << 31 | 7
+                } else {
+                    len as u64 + 7
+                };
+                let pt: Vec<u8> = (0..len).map(|i| (i ^ len) as u8).collect();
+                let mut p = vec![0u8; ESP_FRONT + len + tail_len(len)];
+                p[ESP_FRONT..ESP_FRONT + len].copy_from_slice(&pt);
+                let n = seal(&sa, seq, &mut p, len, 17);
+                assert_eq!((n - ESP_FRONT - ICV_LEN) % 4, 0, "aligned");
+                let sealed = p.clone();
+                assert_eq!(open(&*c, &m.salt(), seq, esn, &mut p), Ok((len, 17)));
+                assert_eq!(&p[ESP_FRONT..ESP_FRONT + len], &pt[..]);
+                // Every bit of SPI, sequence number, IV, ciphertext and ICV is authenticated.
+                for bit in (0..sealed.len() * 8).step_by(if len < 20 { 1 } else { 13 }) {
+                    let mut q = sealed.clone();
+                    q[bit / 8] ^= 1 << (bit % 8);
+                    // The receiver takes the low half of the number from the packet.
+                    let lo = u32::from_be_bytes([q[4], q[5], q[6], q[7]]);
+                    let s = if esn {
+                        seq & !0xffff_ffff | u64::from(lo)
+                    } else {
+                        u64::from(lo)
+                    };
+                    assert_eq!(
+                        open(&*c, &m.salt(), s, esn, &mut q),
+                        Err(OpenError::AuthFailed),
+                        "len {len} bit {bit}"
+                    );
+                }
+                // So is the sequence number's high half with ESN (it is not on the wire).
+                if esn {
+                    let mut q = sealed.clone();
+                    assert_eq!(
+                        open(&*c, &m.salt(), seq ^ 1 << 40, esn, &mut q),
+                        Err(OpenError::AuthFailed)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trailer_checks() {
+        let m = KeyMaterial::from_hex(&"42".repeat(20)).unwrap();
+        let c = m.cipher(Backend::DEFAULT).unwrap();
+        let sa = SealParams {
+            cipher: &*c,
+            salt: m.salt(),
+            spi: 0x100,
+            esn: false,
+        };
+        assert_eq!(pad_len(0), 2);
+        assert_eq!(pad_len(2), 0);
+        assert_eq!(pad_len(5), 1);
+        // An authenticated packet whose pad length exceeds the payload.
+        let mut p = vec![0u8; ESP_FRONT + 4 + ICV_LEN];
+        p[0..4].copy_from_slice(&0x100u32.to_be_bytes());
+        p[ESP_FRONT + 2] = 9;
+        let (a, alen) = aad(0x100, 0, false);
+        let tag = c.seal(
+            &nonce(&m.salt(), &p[8..16]),
+            &a[..alen],
+            &mut p[ESP_FRONT..ESP_FRONT + 4],
+        );
+        p[ESP_FRONT + 4..].copy_from_slice(&tag);
+        assert_eq!(
+            open(&*c, &m.salt(), 0, false, &mut p),
+            Err(OpenError::BadTrailer)
+        );
+        // Padding that is not 1, 2, 3 (payload 1 byte, pad 1 byte of 5).
+        let mut p = vec![0u8; ESP_FRONT + 4 + ICV_LEN];
+        p[0..4].copy_from_slice(&0x100u32.to_be_bytes());
+        p[ESP_FRONT..ESP_FRONT + 4].copy_from_slice(&[0xaa, 5, 1, 4]);
+        let tag = c.seal(
+            &nonce(&m.salt(), &p[8..16]),
+            &a[..alen],
+            &mut p[ESP_FRONT..ESP_FRONT + 4],
+        );
+        p[ESP_FRONT + 4..].copy_from_slice(&tag);
+        assert_eq!(
+            open(&*c, &m.salt(), 0, false, &mut p),
+            Err(OpenError::BadTrailer)
+        );
+        let mut p = vec![0u8; ESP_FRONT + 1 + tail_len(1)];
+        seal(&sa, 1, &mut p, 1, 4);
+        assert_eq!(open(&*c, &m.salt(), 1, false, &mut p.clone()), Ok((1, 4)));
+        assert_eq!(
+            open(&*c, &m.salt(), 1, false, &mut p[..10]),
+            Err(OpenError::TooShort)
+        );
+    }
+}
