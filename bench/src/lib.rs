@@ -165,7 +165,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "nat44-in2out-64k-sessions",
             about: "nat44-in2out (SNAT on the uplink): 64-byte UDP, 64k sessions, every measured packet a session hit",
-            run: |o| nat44::in2out(65_536, o),
+            run: |o| nat44::in2out(std::env::var("NATFLOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(65_536), o),
         },
         Scenario {
             name: "nat44-in2out-1m-sessions",

@@ -155,6 +155,15 @@ fn established(o: &RunOptions, flows: u32) -> anyhow::Result<(Runtime, BTreeMap<
         "{made} sessions made for {flows} flows"
     );
     details.insert("sessions".into(), made.to_string());
+    // What backs the session tables: transparent huge pages when the kernel gave them.
+    if let Ok(r) = std::fs::read_to_string("/proc/self/smaps_rollup") {
+        if let Some(l) = r.lines().find(|l| l.starts_with("AnonHugePages:")) {
+            details.insert(
+                "process_anon_huge_kib".into(),
+                l.split_whitespace().nth(1).unwrap_or("?").to_string(),
+            );
+        }
+    }
     images.shuffle(&mut rand::rngs::StdRng::seed_from_u64(0x5eed));
     set_stream(&mut rt, 0, images)?;
     Ok((rt, details))

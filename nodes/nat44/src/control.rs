@@ -513,9 +513,9 @@ impl Nat44Control {
 
     /// Sets the limits.
     pub fn set_limits(&mut self, l: Limits) -> Result<(), Nat44Error> {
-        if l.sessions_per_worker == 0 || l.sessions_per_worker > 1 << 30 {
+        if l.sessions_per_worker == 0 || l.sessions_per_worker > crate::session::MAX_SESSIONS {
             return Err(Nat44Error::BadSetting(
-                "sessions per worker must be 1 to 1073741824",
+                "sessions per worker must be 1 to 8388607",
             ));
         }
         self.limits = l;

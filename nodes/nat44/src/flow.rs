@@ -48,6 +48,26 @@ impl Flow {
         }
     }
 
+    /// Whether `self` and `f` are the same flow (branch-light: two 64-bit compares).
+    #[inline(always)]
+    pub fn same(&self, f: &Flow) -> bool {
+        let a = (self.src as u64) << 32 | self.dst as u64;
+        let b = (f.src as u64) << 32 | f.dst as u64;
+        let p = (self.sport as u64) << 32 | (self.dport as u64) << 16 | self.proto as u64;
+        let q = (f.sport as u64) << 32 | (f.dport as u64) << 16 | f.proto as u64;
+        (a ^ b) | (p ^ q) == 0
+    }
+
+    /// Whether `self` reversed is `f`.
+    #[inline(always)]
+    pub fn same_reversed(&self, f: &Flow) -> bool {
+        let a = (self.dst as u64) << 32 | self.src as u64;
+        let b = (f.src as u64) << 32 | f.dst as u64;
+        let p = (self.dport as u64) << 32 | (self.sport as u64) << 16 | self.proto as u64;
+        let q = (f.sport as u64) << 32 | (f.dport as u64) << 16 | f.proto as u64;
+        (a ^ b) | (p ^ q) == 0
+    }
+
     /// A well-mixed 64-bit hash (index position from the low bits, a tag from the high half).
     #[inline]
     pub fn hash(&self) -> u64 {

@@ -220,8 +220,19 @@ pub fn proto_class(p: u8) -> usize {
     }
 }
 
-const EMPTY: u64 = u64::MAX;
-const DIR_BIT: u64 = 1 << 31;
+/// Index entries are 32 bits (the index of 64k sessions stays within a core's L2): an 8-bit
+/// hash tag, the direction bit and a 23-bit session number.
+type Entry = u32;
+const EMPTY: Entry = Entry::MAX;
+const DIR_BIT: Entry = 1 << 23;
+const SESSION_MASK: Entry = DIR_BIT - 1;
+/// Most sessions per worker (the all-ones session number is never used, so no entry is EMPTY).
+pub const MAX_SESSIONS: usize = SESSION_MASK as usize;
+
+#[inline(always)]
+fn tag_of(h: u64) -> Entry {
+    (h >> 56) as Entry
+}
 
 /// Why a session could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,7 +366,7 @@ impl<T> std::ops::DerefMut for Table<T> {
 pub struct SessionTable {
     sessions: Table<Session>,
     free: Vec<u32>,
-    index: Table<u64>,
+    index: Table<Entry>,
     mask: usize,
     wheel: TimerWheel,
     per_address: AddressCounts,
@@ -375,7 +386,7 @@ pub struct SessionTable {
 impl SessionTable {
     /// A table for at most `limit` sessions, its clock starting at `now` (ns).
     pub fn new(limit: usize, timeouts: Timeouts, now: u64) -> Self {
-        let limit = limit.clamp(1, (DIR_BIT - 1) as usize);
+        let limit = limit.clamp(1, MAX_SESSIONS);
         // Two keys per session, at most half full.
         let slots = (limit * 4).next_power_of_two();
         Self {
@@ -438,8 +449,8 @@ impl SessionTable {
     }
 
     #[inline]
-    fn key_of(&self, e: u64) -> Option<(u32, Dir, Flow)> {
-        let s = (e & (DIR_BIT - 1)) as u32;
+    fn key_of(&self, e: Entry) -> Option<(u32, Dir, Flow)> {
+        let s = e & SESSION_MASK;
         let x = self.sessions.get(s as usize)?;
         Some(if e & DIR_BIT == 0 {
             (s, Dir::Fwd, x.i)
@@ -457,16 +468,23 @@ impl SessionTable {
     /// [`Self::find`] with `f.hash()` already computed.
     #[inline]
     pub fn find_hashed(&self, f: &Flow, h: u64) -> Option<(u32, Dir)> {
-        let tag = h >> 32;
+        let tag = tag_of(h);
         let mut i = h as usize & self.mask;
         loop {
             let e = *self.index.get(i)?;
             if e == EMPTY {
                 return None;
             }
-            if e >> 32 == tag {
-                if let Some((s, d, k)) = self.key_of(e) {
-                    if k == *f {
+            if e >> 24 == tag {
+                let s = e & SESSION_MASK;
+                if let Some(x) = self.sessions.get(s as usize) {
+                    // The reverse key is `o` reversed: compare without building it.
+                    let (hit, d) = if e & DIR_BIT == 0 {
+                        (x.i.same(f), Dir::Fwd)
+                    } else {
+                        (x.o.same_reversed(f), Dir::Rev)
+                    };
+                    if hit {
                         return Some((s, d));
                     }
                 }
@@ -489,7 +507,7 @@ impl SessionTable {
     pub fn prefetch_session(&self, h: u64) {
         if let Some(&e) = self.index.get(h as usize & self.mask) {
             if e != EMPTY {
-                if let Some(x) = self.sessions.get((e & (DIR_BIT - 1)) as usize) {
+                if let Some(x) = self.sessions.get((e & SESSION_MASK) as usize) {
                     vpg_graph::sys::prefetch(x);
                 }
             }
@@ -586,8 +604,8 @@ impl SessionTable {
         };
         let deadline = now.saturating_add(self.timeouts_ns[x.timeout_class()]);
         self.sessions[s as usize] = x;
-        self.insert_key(&i, s as u64);
-        self.insert_key(&o.reverse(), s as u64 | DIR_BIT);
+        self.insert_key(&i, s);
+        self.insert_key(&o.reverse(), s | DIR_BIT);
         self.wheel.insert(s, deadline);
         if kind.is_snat() {
             self.per_address.incr(i.src);
@@ -600,13 +618,13 @@ impl SessionTable {
         Ok(s)
     }
 
-    fn insert_key(&mut self, f: &Flow, v: u64) {
+    fn insert_key(&mut self, f: &Flow, v: Entry) {
         let h = f.hash();
         let mut i = h as usize & self.mask;
         while self.index[i] != EMPTY {
             i = (i + 1) & self.mask;
         }
-        self.index[i] = (h >> 32) << 32 | v;
+        self.index[i] = tag_of(h) << 24 | v;
     }
 
     /// Deletes session `s`.
@@ -620,8 +638,8 @@ impl SessionTable {
 
     fn release(&mut self, s: u32) {
         let x = self.sessions[s as usize];
-        self.remove_key(&x.i, s as u64);
-        self.remove_key(&x.o.reverse(), s as u64 | DIR_BIT);
+        self.remove_key(&x.i, s);
+        self.remove_key(&x.o.reverse(), s | DIR_BIT);
         if x.kind.is_snat() {
             self.per_address.decr(x.i.src);
         }
@@ -635,7 +653,7 @@ impl SessionTable {
     }
 
     /// Removes the index entry `v` of key `f` with backward-shift deletion.
-    fn remove_key(&mut self, f: &Flow, v: u64) {
+    fn remove_key(&mut self, f: &Flow, v: Entry) {
         let h = f.hash();
         let mut i = h as usize & self.mask;
         loop {
@@ -643,7 +661,7 @@ impl SessionTable {
             if e == EMPTY {
                 return;
             }
-            if e & 0xffff_ffff == v {
+            if e & 0x00ff_ffff == v {
                 break;
             }
             i = (i + 1) & self.mask;
