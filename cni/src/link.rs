@@ -119,8 +119,13 @@ impl Tools {
         if self.link(name)?.is_none() {
             return Ok(false);
         }
-        self.run(&self.ip, &["link", "del", "dev", name], None)?;
-        Ok(true)
+        match self.run(&self.ip, &["link", "del", "dev", name], None) {
+            Ok(_) => Ok(true),
+            // Gone meanwhile: a veth whose peer's namespace is being destroyed (asynchronously,
+            // by the kernel) disappears on its own.
+            Err(_) if self.link(name)?.is_none() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Turns TCP segmentation and generic segmentation offload off on `name`: vpg's buffers hold
