@@ -76,6 +76,12 @@ impl Tools {
         }
     }
 
+    /// Runs one `ip` command with its arguments as given (no batch tokenizing, so a namespace
+    /// path may hold any character).
+    pub fn ip(&self, args: &[&str]) -> Result<(), String> {
+        self.run(&self.ip, args, None).map(drop)
+    }
+
     /// Runs `ip` commands (each a line of `ip -batch`, without the leading `ip`), stopping at
     /// the first that fails.
     pub fn ip_batch(&self, cmds: &[String]) -> Result<(), String> {

@@ -286,11 +286,12 @@ fn plumb(
     let ifname = env.ifname.as_str();
     let gw = conf.gateway;
     netns::run_in(host_ns, || -> Result<()> {
+        let pod_ns = pod_ns.to_string_lossy();
         tools
-            .ip_batch(&[format!(
-                "link add {host_if} mtu {mtu} type veth peer name {ifname} mtu {mtu} netns {}",
-                pod_ns.display()
-            )])
+            .ip(&[
+                "link", "add", host_if, "mtu", &mtu, "type", "veth", "peer", "name", ifname, "mtu",
+                &mtu, "netns", &pod_ns,
+            ])
             .map_err(|e| link_err("creating the veth pair failed", e))?;
         // No IPv6 on the host end: vpg does not route it, and router solicitations from a
         // link-local address would only be counted as drops. Absent when IPv6 is off.

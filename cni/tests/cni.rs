@@ -308,6 +308,14 @@ fn add_check_del_as_a_runtime_would() {
     assert!(is_up(&h));
     assert_eq!(h["mtu"], 1450);
     assert!(ipv4(&h).is_empty());
+    assert!(
+        !h["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["family"] == "inet6"),
+        "IPv6 is off on the host end: {h}"
+    );
     assert_eq!(h["address"], ifs[0]["mac"]);
 
     // The record handed to the agent, and the IPAM file.
