@@ -11,7 +11,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`config`] | the network configuration and its validation |
-//! | [`env`] | the `CNI_*` variables |
+//! | [`env`](mod@env) | the `CNI_*` variables |
 //! | [`error`] | CNI error codes and the error JSON |
 //! | [`ipam`] | host-local IPAM: one file per address |
 //! | [`state`] | the data directory's lock, pod records, host interface names |

@@ -592,7 +592,11 @@ fn check(conf: &NetConf, env: &Env) -> Result<()> {
     let host_if = rec
         .as_ref()
         .map_or_else(|| state::host_ifname(&att), |r| r.host_ifname.clone());
-    let host_ns = conf.host_netns.as_deref();
+    // Where ADD put the host end (the record), as DEL looks for it.
+    let host_ns = match rec.as_ref() {
+        Some(r) => r.host_netns.as_deref().map(Path::new),
+        None => conf.host_netns.as_deref(),
+    };
     match netns::run_in(host_ns, || tools.link(&host_if)) {
         Err(e) => bad.push(format!("hostNetns: {e}")),
         Ok(Err(e)) => bad.push(format!("reading the host end failed: {e}")),
@@ -697,7 +701,7 @@ fn gc(conf: &NetConf) -> Result<()> {
         .iter()
         .cloned()
         .collect();
-    let tools = tools().ok();
+    let tools = Tools::find();
     let _l = lock(conf)?;
     let store = Store::open(&conf.data_dir, &conf.name)
         .map_err(|e| io_err(&conf.data_dir, "opening the IPAM store", e))?;
@@ -740,12 +744,13 @@ fn gc(conf: &NetConf) -> Result<()> {
             Some(r) => r.host_netns.as_deref().map(Path::new),
             None => conf.host_netns.as_deref(),
         };
-        if let Some(t) = &tools {
-            match netns::run_in(host_ns, || t.delete_link(&host_if)) {
+        match &tools {
+            Ok(t) => match netns::run_in(host_ns, || t.delete_link(&host_if)) {
                 Ok(Ok(_)) | Err(NsError::Missing(_)) => {}
                 Ok(Err(e)) => failures.push(e),
                 Err(e) => failures.push(format!("hostNetns: {e}")),
-            }
+            },
+            Err(e) => failures.push(format!("{host_if} not removed: {e}")),
         }
         if let Err(e) = store.release(att) {
             failures.push(format!("IPAM {}/{}: {e}", att.container_id, att.ifname));

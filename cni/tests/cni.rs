@@ -624,6 +624,43 @@ fn older_versions_get_their_result_format() {
 }
 
 #[test]
+fn add_appends_its_attachment_to_a_prev_result() {
+    let Some(node) = lab("10.1.8.0/24") else {
+        return;
+    };
+    let pod = node.pod();
+    // A plugin before us in the chain reported an interface of its own.
+    let prev = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "lo", "sandbox": pod.netns()}],
+        "ips": [{"address": "127.0.0.1/8", "interface": 0}],
+        "dns": {"nameservers": ["10.96.0.10"]}
+    });
+    let mut c = node.conf_value("1.0.0");
+    c["prevResult"] = prev;
+    let r = node.run("ADD", &pod, &c.to_string()).success().json();
+    let names: Vec<&str> = r["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{r}");
+    assert_eq!(names[0], "lo");
+    assert_eq!(names[2], "eth0");
+    assert_eq!(r["ips"][0]["address"], "127.0.0.1/8");
+    assert_eq!(r["ips"][1]["address"], "10.1.8.2/32");
+    assert_eq!(
+        r["ips"][1]["interface"], 2,
+        "indices follow the earlier interfaces"
+    );
+    assert_eq!(r["dns"]["nameservers"][0], "10.96.0.10");
+    // CHECK finds our interface in the merged result.
+    node.check(&pod, &r).success();
+    node.del(&pod);
+}
+
+#[test]
 fn gc_removes_attachments_the_runtime_no_longer_lists() {
     let Some(node) = lab("10.1.7.0/24") else {
         return;
