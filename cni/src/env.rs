@@ -156,6 +156,14 @@ impl Env {
         if need_netns && netns.is_none() {
             return Err(CniError::new(Code::InvalidEnv, "CNI_NETNS: missing"));
         }
+        // iproute2 reads a bare name as /var/run/netns/NAME; an absolute path means the same
+        // file to us and to it.
+        if let Some(p) = netns.as_ref().filter(|p| !p.is_absolute()) {
+            return Err(CniError::new(
+                Code::InvalidEnv,
+                format!("CNI_NETNS: '{}' is not an absolute path", p.display()),
+            ));
+        }
         let pod = PodArgs::parse(&get("CNI_ARGS").unwrap_or_default())?;
         Ok(Env {
             container_id,
@@ -229,6 +237,11 @@ mod tests {
             ("CNI_IFNAME", "sixteen-bytes-xx", "CNI_IFNAME:"),
             ("CNI_IFNAME", "..", "CNI_IFNAME:"),
             ("CNI_NETNS", "", "CNI_NETNS: missing"),
+            (
+                "CNI_NETNS",
+                "netns/x",
+                "CNI_NETNS: 'netns/x' is not an absolute path",
+            ),
             ("CNI_ARGS", "junk", "CNI_ARGS:"),
         ] {
             let mut p: Vec<(&str, &str)> = base.iter().copied().filter(|(b, _)| *b != k).collect();

@@ -152,7 +152,6 @@ fn ns_str(p: Option<&Path>) -> String {
 /// ADD: allocate an address, create and configure the veth, write the pod record, print the
 /// result. Whatever fails after the allocation is undone before the error is returned.
 fn add(conf: &NetConf, env: &Env) -> Result<String> {
-    let tools = tools()?;
     let pod_ns = env.netns.as_deref().unwrap_or(Path::new(""));
     let host_ns = conf.host_netns.as_deref();
     // Both namespaces must exist before anything is allocated.
@@ -160,6 +159,7 @@ fn add(conf: &NetConf, env: &Env) -> Result<String> {
     if let Some(h) = host_ns {
         netns::open(h).map_err(host_ns_err)?;
     }
+    let tools = tools()?;
     let att = attachment(env);
     let host_if = state::host_ifname(&att);
 
