@@ -128,6 +128,44 @@ impl Node for In2Out {
             let b = cx.buffers.get_mut(v.buffers[k]);
             let sw_if = b.hdr.tx_if;
             let mut pass = true;
+            // The common case first: a session hit, translated with nothing else looked at.
+            let mut found = Found::Miss;
+            if let (true, Ok(p)) = (cand[k], &parsed[k]) {
+                found = st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
+                if let Found::Hit(s, d) = found {
+                    let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
+                    let len = b.data().len().saturating_sub(L3) as u32;
+                    if let Some(ip) = b.data_mut().get_mut(L3..) {
+                        rewrite(ip, p, &to);
+                    }
+                    st.touch(s, d, p.tcp_flags, len, now);
+                    hits += 1;
+                    b.hdr.meta.nat.session = s;
+                    if b.is_traced() {
+                        let outcome = Outcome::Hit {
+                            session: s,
+                            kind,
+                            reverse: false,
+                        };
+                        let (before, after) = (p.flow, to);
+                        cx.tracer.add(
+                            &b.hdr,
+                            NatTrace {
+                                sw_if,
+                                before,
+                                after,
+                                outcome,
+                            },
+                        );
+                    }
+                    if sw_if != last_if {
+                        last_if = sw_if;
+                        last_next = cx.arcs.next(ArcId::Ip4Output, sw_if);
+                    }
+                    v.nexts[k] = last_next;
+                    continue;
+                }
+            }
             if cand[k] {
                 let before = parsed[k].map(|p| p.flow).unwrap_or_default();
                 let res: Result<(Outcome, Flow), (In2OutError, &'static str)> = match parsed[k] {
@@ -140,24 +178,9 @@ impl Node for In2Out {
                     Ok(p) => {
                         let len = (b.data().len() - L3.min(b.data().len())) as u32;
                         let f = p.flow;
-                        match st.lookup((&f, hashes[k]), p.tcp_flags, now, here, &mut stale) {
-                            Found::Hit(s, d) => {
-                                let (to, kind) =
-                                    st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
-                                if let Some(ip) = b.data_mut().get_mut(L3..) {
-                                    rewrite(ip, &p, &to);
-                                }
-                                st.touch(s, d, p.tcp_flags, len, now);
-                                hits += 1;
-                                Ok((
-                                    Outcome::Hit {
-                                        session: s,
-                                        kind,
-                                        reverse: false,
-                                    },
-                                    to,
-                                ))
-                            }
+                        match found {
+                            // Handled above.
+                            Found::Hit(..) => Ok((Outcome::Pass("session"), f)),
                             Found::Elsewhere => Ok((Outcome::Pass("DNAT session"), f)),
                             Found::Miss if t.never_nat(f.dst) => {
                                 cx.errors.count(In2OutError::NeverNat, 1);
