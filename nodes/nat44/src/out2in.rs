@@ -216,6 +216,45 @@ impl Node for Out2In {
             let b = cx.buffers.get_mut(v.buffers[k]);
             let sw_if = b.hdr.rx_if;
             let mut pass = true;
+            // The common case first: a session hit, translated with nothing else looked at.
+            let mut found = Found::Miss;
+            if let (true, Ok(p)) = (cand[k], &parsed[k]) {
+                found = st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
+                if let Found::Hit(s, d) = found {
+                    let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
+                    let len = b.data().len() as u32;
+                    rewrite(b.data_mut(), p, &to);
+                    st.touch(s, d, p.tcp_flags, len, now);
+                    hits += 1;
+                    b.hdr.meta.nat.session = s;
+                    if d == Dir::Rev && !kind.is_snat() {
+                        b.hdr.meta.nat.flags |= vpg_graph::buffer::NAT_DNAT_REPLY;
+                    }
+                    if b.is_traced() {
+                        let outcome = Outcome::Hit {
+                            session: s,
+                            kind,
+                            reverse: d == Dir::Rev,
+                        };
+                        let (before, after) = (p.flow, to);
+                        cx.tracer.add(
+                            &b.hdr,
+                            NatTrace {
+                                sw_if,
+                                before,
+                                after,
+                                outcome,
+                            },
+                        );
+                    }
+                    if sw_if != last_if {
+                        last_if = sw_if;
+                        last_next = cx.arcs.next(ArcId::Ip4Unicast, sw_if);
+                    }
+                    v.nexts[k] = last_next;
+                    continue;
+                }
+            }
             if cand[k] {
                 let outcome = match parsed[k] {
                     Err(ParseError::TooShort) => Err((Out2InError::TooShort, "too short")),
@@ -224,22 +263,9 @@ impl Node for Out2In {
                     Err(ParseError::UnsupportedIcmp) => Ok((Outcome::Pass("ICMP type"), None)),
                     Ok(p) => {
                         let len = b.data().len() as u32;
-                        match st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale) {
-                            Found::Hit(s, d) => {
-                                let (to, kind) =
-                                    st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
-                                rewrite(b.data_mut(), &p, &to);
-                                st.touch(s, d, p.tcp_flags, len, now);
-                                hits += 1;
-                                Ok((
-                                    Outcome::Hit {
-                                        session: s,
-                                        kind,
-                                        reverse: d == Dir::Rev,
-                                    },
-                                    Some(to),
-                                ))
-                            }
+                        match found {
+                            // Handled above.
+                            Found::Hit(..) => Ok((Outcome::Pass("session"), None)),
                             Found::Elsewhere => Ok((Outcome::Pass("SNAT forward"), None)),
                             Found::Miss => match miss(t, st, &p, (worker, workers)) {
                                 Miss::Pass(why) => Ok((Outcome::Pass(why), None)),
@@ -270,14 +296,6 @@ impl Node for Out2In {
                     Ok((o, after)) => {
                         if let Outcome::Hit { session, .. } | Outcome::Created { session, .. } = o {
                             b.hdr.meta.nat.session = session;
-                        }
-                        if let Outcome::Hit {
-                            kind: Kind::Dnat | Kind::Loopback,
-                            reverse: true,
-                            ..
-                        } = o
-                        {
-                            b.hdr.meta.nat.flags |= vpg_graph::buffer::NAT_DNAT_REPLY;
                         }
                         (o, after.unwrap_or(before))
                     }
