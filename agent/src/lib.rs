@@ -25,3 +25,7 @@ pub mod desired;
 pub mod diff;
 pub mod model;
 pub mod podrec;
+pub mod run;
+pub mod status;
+pub mod sync;
+pub mod vpgd;

@@ -1,0 +1,463 @@
+//! The running agent: follows the store and the CNI pod records, and resyncs vpgd.
+//!
+//! ```text
+//!  manifests ─► reflector (in-process, embedded store only)
+//!  store ─list+watch─► store task (async) ─┐ items in memory, wake
+//!  pod records ─poll──────────────────────┤
+//!  vpgd ─probe────────────────────────────┴─► sync thread: debounce → compute → dump → diff → 1 transaction
+//!  status socket ◄── status (counters, state, objects and why)
+//! ```
+//!
+//! - **Store.** One list of `/vpg/v1/`, then a watch from the next revision; every event
+//!   updates the in-memory copy and wakes the sync thread. A failed list or a broken watch marks
+//!   the store down and lists again with backoff: meanwhile the last copy, and so the last
+//!   applied state, stays in force. Nothing is applied before the first full list (an empty
+//!   copy would delete every policy). With the embedded store and a manifest directory, the
+//!   reflector runs here and the first list waits until it has reflected the manifests once,
+//!   so changes made while the agent was down are in the first desired state.
+//! - **Pod records** are polled (a directory listing per `timing.pod_poll_ms`; the records are
+//!   reread only when names, sizes or times change).
+//! - **Debounce.** A change starts a quiet period (`timing.debounce_ms`); changes meanwhile join
+//!   the same resync.
+//! - **vpgd.** Probed every `timing.probe_ms`; a lost connection (vpgd restarted or stopped) is
+//!   retried with backoff, and the first pass after reconnecting replays the whole state
+//!   (vpgd's dumps come back empty after a restart, so the diff is everything).
+//! - **Periodic resync** every `timing.resync_s` repairs changes made behind the agent's back
+//!   and retries pods left out.
+//! - **Failures** back off from 100 ms doubling to `timing.max_backoff_ms`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use vpg_ksr::model::KEY_ROOT;
+use vpg_ksr::run::{Reflectors, RunConfig};
+use vpg_ksr::store::{AnyStore, EmbeddedStore, EtcdStore, Store};
+
+use crate::cluster::ClusterState;
+use crate::config::{NodeConfig, StoreConfig};
+use crate::podrec::{self, LocalPod};
+use crate::status::{Status, StoreStatus, SyncState};
+use crate::sync::Syncer;
+
+/// What wakes the sync thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The store's copy changed.
+    Store,
+    /// Stop.
+    Shutdown,
+}
+
+/// The store's records as last seen.
+#[derive(Debug, Default)]
+pub struct StoreCopy {
+    /// Key → value under `/vpg/v1/`.
+    pub items: BTreeMap<String, Vec<u8>>,
+    /// Its state.
+    pub status: StoreStatus,
+}
+
+/// State shared by the tasks, the sync thread and the status socket.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The store copy.
+    pub store: Mutex<StoreCopy>,
+    /// The status.
+    pub status: Mutex<Status>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared::default());
+    {
+        let mut st = lock(&shared.status);
+        st.node = cfg.node.clone();
+        st.vpgd_socket = cfg.vpgd_socket.display().to_string();
+    }
+    let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let listener = bind_status(&cfg.status_socket)?;
+    let status_task = tokio::spawn(serve_status(listener, shared.clone(), stop_rx.clone()));
+
+    // The store, and the reflector when the agent runs it.
+    let mut reflectors = None;
+    let store_task = match &cfg.store {
+        StoreConfig::Embedded {
+            path,
+            manifests,
+            scan_interval,
+        } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let store = Arc::new(AnyStore::Embedded(
+                EmbeddedStore::open(path).with_context(|| format!("{}", path.display()))?,
+            ));
+            lock(&shared.store).status.describe = store.describe();
+            if let Some(dir) = manifests {
+                let sources = vpg_ksr::source::manifests(dir.clone(), *scan_interval);
+                reflectors = Some(Arc::new(Reflectors::start(
+                    store.clone(),
+                    format!("manifests {}", dir.display()),
+                    sources,
+                    RunConfig::default(),
+                )));
+            }
+            tokio::spawn(follow_store(
+                store,
+                reflectors.clone(),
+                shared.clone(),
+                wake_tx.clone(),
+                cfg.timing.max_backoff,
+                stop_rx.clone(),
+            ))
+        }
+        StoreConfig::Etcd { endpoints, timeout } => {
+            lock(&shared.store).status.describe = format!("etcd {}", endpoints.join(","));
+            let (endpoints, timeout) = (endpoints.clone(), *timeout);
+            let (shared2, wake2, stop2, max) = (
+                shared.clone(),
+                wake_tx.clone(),
+                stop_rx.clone(),
+                cfg.timing.max_backoff,
+            );
+            tokio::spawn(async move {
+                // An unreachable etcd at start is retried, never fatal.
+                let mut delay = Duration::from_millis(100);
+                let store = loop {
+                    match EtcdStore::connect(&endpoints, timeout).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            lock(&shared2.store).status.last_error = Some(e.to_string());
+                            tracing::warn!(
+                                "etcd {}: {e}; retrying in {delay:?}",
+                                endpoints.join(",")
+                            );
+                            if sleep_or_stop(delay, &stop2).await {
+                                return;
+                            }
+                            delay = (delay * 2).min(max);
+                        }
+                    }
+                };
+                let store = Arc::new(AnyStore::Etcd(Box::new(store)));
+                follow_store(store, None, shared2, wake2, max, stop2).await
+            })
+        }
+    };
+
+    let sync_shared = shared.clone();
+    let sync_cfg = cfg.clone();
+    let sync_thread = std::thread::Builder::new()
+        .name("vpg-agent-sync".into())
+        .spawn(move || sync_loop(sync_cfg, sync_shared, wake_rx))
+        .context("starting the sync thread")?;
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = wake_tx.send(Wake::Shutdown);
+    stop_tx.send_replace(true);
+    let _ = tokio::task::spawn_blocking(move || sync_thread.join()).await;
+    let _ = store_task.await;
+    if let Some(r) = reflectors {
+        r.stop();
+    }
+    let _ = status_task.await;
+    let _ = std::fs::remove_file(&cfg.status_socket);
+    Ok(())
+}
+
+/// Sleeps `d`; true when stopped meanwhile.
+async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
+    let mut stop = stop.clone();
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = stop.changed() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// Lists the store, then follows its watch; lists again after any failure.
+async fn follow_store<S: Store>(
+    store: Arc<S>,
+    reflectors: Option<Arc<Reflectors<S>>>,
+    shared: Arc<Shared>,
+    wake: mpsc::Sender<Wake>,
+    max_backoff: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    // The reflector reflects the manifests once before the first list: changes made while
+    // the agent was down are then part of the first desired state.
+    if let Some(r) = reflectors {
+        let mut s = stop.clone();
+        tokio::select! {
+            _ = r.wait_until_ready() => {}
+            _ = s.changed() => return,
+        }
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let listed = store.list(KEY_ROOT).await;
+        let listing = match listed {
+            Ok(l) => l,
+            Err(e) => {
+                fail(&shared, &e.to_string());
+                if sleep_or_stop(delay, &stop).await {
+                    return;
+                }
+                delay = (delay * 2).min(max_backoff);
+                continue;
+            }
+        };
+        let rev = listing.rev.revision;
+        {
+            let mut c = lock(&shared.store);
+            let changed = c.items != listing.items || !c.status.ready;
+            c.items = listing.items;
+            let records = c.items.len();
+            let s = &mut c.status;
+            s.up = true;
+            s.ready = true;
+            s.revision = rev;
+            s.lists += 1;
+            s.last_error = None;
+            s.records = records;
+            if changed {
+                let _ = wake.send(Wake::Store);
+            }
+        }
+        let mut events = match store.watch(KEY_ROOT, rev + 1).await {
+            Ok(w) => w,
+            Err(e) => {
+                fail(&shared, &e.to_string());
+                if sleep_or_stop(delay, &stop).await {
+                    return;
+                }
+                delay = (delay * 2).min(max_backoff);
+                continue;
+            }
+        };
+        delay = Duration::from_millis(100);
+        let mut s = stop.clone();
+        loop {
+            let ev = tokio::select! {
+                ev = events.next() => ev,
+                _ = s.changed() => return,
+            };
+            match ev {
+                Some(Ok(ev)) => {
+                    let mut c = lock(&shared.store);
+                    match ev.value {
+                        Some(v) => c.items.insert(ev.key, v),
+                        None => c.items.remove(&ev.key),
+                    };
+                    c.status.revision = ev.revision;
+                    c.status.records = c.items.len();
+                    let _ = wake.send(Wake::Store);
+                }
+                Some(Err(e)) => {
+                    fail(&shared, &e.to_string());
+                    break;
+                }
+                None => {
+                    fail(&shared, "watch ended");
+                    break;
+                }
+            }
+        }
+        if sleep_or_stop(delay, &stop).await {
+            return;
+        }
+    }
+}
+
+fn fail(shared: &Shared, e: &str) {
+    let mut c = lock(&shared.store);
+    if c.status.up || c.status.last_error.as_deref() != Some(e) {
+        tracing::warn!("store: {e}; keeping the last state and retrying");
+    }
+    c.status.up = false;
+    c.status.last_error = Some(e.to_string());
+}
+
+/// The sync thread: waits for changes, debounces, resyncs, retries.
+pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake>) {
+    let t = cfg.timing;
+    let pods_dir = cfg.pods_dir();
+    let mut syncer = Syncer::new(cfg);
+    let mut pods: Vec<LocalPod> = Vec::new();
+    let mut pods_sig = None;
+    let now = Instant::now();
+    // Start dirty: the first pass happens as soon as the store is ready.
+    let mut dirty: Option<Instant> = Some(now);
+    let mut retry_at: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut next_poll = now;
+    let mut next_probe = now + t.probe;
+    let mut next_full = now + t.resync;
+    loop {
+        let now = Instant::now();
+        let mut deadline = next_poll.min(next_probe).min(next_full);
+        if let Some(d) = dirty {
+            deadline = deadline.min(d + t.debounce);
+        }
+        if let Some(r) = retry_at {
+            deadline = deadline.min(r);
+        }
+        let mut stop = false;
+        match wake.recv_timeout(deadline.saturating_duration_since(now)) {
+            Ok(Wake::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+            Ok(Wake::Store) => {
+                dirty.get_or_insert(Instant::now());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        while let Ok(w) = wake.try_recv() {
+            match w {
+                Wake::Shutdown => stop = true,
+                Wake::Store => {
+                    dirty.get_or_insert(Instant::now());
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+        let now = Instant::now();
+        if now >= next_poll {
+            next_poll = now + t.pod_poll;
+            match podrec::signature(&pods_dir) {
+                Ok(sig) if Some(&sig) != pods_sig.as_ref() => match podrec::scan(&pods_dir) {
+                    Ok(scan) => {
+                        for (f, why) in &scan.errors {
+                            tracing::warn!("pod record {f}: {why}");
+                        }
+                        pods = scan.pods;
+                        pods_sig = Some(sig);
+                        // Changed records may fix what made vpgd refuse a pod.
+                        syncer.excluded.clear();
+                        dirty.get_or_insert(now);
+                    }
+                    Err(e) => tracing::warn!("{}: {e}", pods_dir.display()),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{}: {e}", pods_dir.display()),
+            }
+        }
+        if now >= next_probe {
+            next_probe = now + t.probe;
+            if syncer.connected() && !syncer.probe() {
+                tracing::warn!("lost vpgd; reconnecting and replaying the configuration");
+                let mut st = lock(&shared.status);
+                st.vpgd_connected = false;
+                st.state = SyncState::VpgdDown;
+                drop(st);
+                // No debounce: the data plane is missing its configuration.
+                dirty = Some(now - t.debounce);
+                retry_at = None;
+            }
+        }
+        let mut due = false;
+        if now >= next_full {
+            next_full = now + t.resync;
+            syncer.excluded.clear();
+            due = true;
+        }
+        due |= dirty.is_some_and(|d| now >= d + t.debounce);
+        due |= retry_at.is_some_and(|r| now >= r);
+        if !due {
+            continue;
+        }
+        let (items, ready) = {
+            let c = lock(&shared.store);
+            let st = &mut lock(&shared.status);
+            st.store = c.status.clone();
+            (c.status.ready.then(|| c.items.clone()), c.status.ready)
+        };
+        let Some(items) = items.filter(|_| ready) else {
+            lock(&shared.status).state = SyncState::WaitingForStore;
+            continue;
+        };
+        let (cluster, errors) = ClusterState::decode(&items);
+        for e in errors {
+            tracing::warn!("store record skipped: {e}");
+        }
+        dirty = None;
+        match syncer.pass(&cluster, &pods, &shared.status) {
+            Ok(_) => {
+                retry_at = None;
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                tracing::warn!("resync failed: {e}; retrying in {backoff:?}");
+                let mut st = lock(&shared.status);
+                st.failures += 1;
+                st.last_error = Some(e.to_string());
+                st.state = match e {
+                    crate::vpgd::VpgdError::Unreachable(_) => SyncState::VpgdDown,
+                    _ => SyncState::Refused,
+                };
+                st.vpgd_connected = syncer.connected();
+                retry_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(t.max_backoff);
+            }
+        }
+    }
+}
+
+/// Binds the status socket, replacing a stale one (nothing listening) but never a live one.
+fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "{}: another vpg-agent is running (its status socket answers)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    tokio::net::UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
+}
+
+/// Answers every connection with the status as JSON.
+async fn serve_status(
+    listener: tokio::net::UnixListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            _ = stop.changed() => return,
+        };
+        let Ok((mut s, _)) = conn else { continue };
+        let body = {
+            let mut st = lock(&shared.status);
+            st.store = lock(&shared.store).status.clone();
+            serde_json::to_vec(&*st).unwrap_or_default()
+        };
+        tokio::spawn(async move {
+            let _ = s.write_all(&body).await;
+            let _ = s.shutdown().await;
+        });
+    }
+}
