@@ -461,3 +461,143 @@ async fn serve_status(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use vpg_ksr::store::{Listing, Op, Rev, StoreError, WatchStream};
+
+    /// A store that can be switched off: while down, lists and watches fail and open watches
+    /// end, as an etcd outage looks to a client.
+    struct Flaky {
+        inner: EmbeddedStore,
+        down: Arc<AtomicBool>,
+        gone: watch::Sender<bool>,
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("switched off".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Store for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.check()?;
+            self.inner.get(key).await
+        }
+        async fn apply(&self, ops: Vec<Op>) -> Result<Rev, StoreError> {
+            // Writes go through: the test changes the cluster while the agent cannot see it.
+            self.inner.apply(ops).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+            self.check()?;
+            self.inner.list(prefix).await
+        }
+        async fn watch(&self, prefix: &str, from: u64) -> Result<WatchStream, StoreError> {
+            self.check()?;
+            let inner = self.inner.watch(prefix, from).await?;
+            let gone = self.gone.subscribe();
+            let s = futures::stream::unfold((inner, false), move |(mut w, ended)| {
+                let mut gone = gone.clone();
+                async move {
+                    if ended {
+                        return None;
+                    }
+                    tokio::select! {
+                        ev = w.next() => ev.map(|e| (e, (w, false))),
+                        _ = gone.wait_for(|g| *g) => Some((Err(StoreError::Unavailable("lost".into())), (w, true))),
+                    }
+                }
+            });
+            Ok(Box::pin(s))
+        }
+        async fn revision(&self) -> Result<Rev, StoreError> {
+            self.check()?;
+            self.inner.revision().await
+        }
+        fn max_batch(&self) -> usize {
+            self.inner.max_batch()
+        }
+    }
+
+    async fn until(shared: &Shared, what: &str, f: impl Fn(&StoreCopy) -> bool) {
+        let t0 = Instant::now();
+        while !f(&lock(&shared.store)) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_outage_keeps_the_last_copy_and_resyncs_on_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gone, _) = watch::channel(false);
+        let down = Arc::new(AtomicBool::new(false));
+        let store = Arc::new(Flaky {
+            inner: EmbeddedStore::open(dir.path().join("s.redb")).unwrap(),
+            down: down.clone(),
+            gone,
+        });
+        store.put("/vpg/v1/node/a", b"1").await.unwrap();
+        let shared = Arc::new(Shared::default());
+        let (wake_tx, wake_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(follow_store(
+            store.clone(),
+            None,
+            shared.clone(),
+            wake_tx,
+            Duration::from_millis(50),
+            stop_rx,
+        ));
+        until(&shared, "the first list", |c| {
+            c.status.ready && c.items.len() == 1
+        })
+        .await;
+        assert_eq!(
+            wake_rx.recv_timeout(Duration::from_secs(1)),
+            Ok(Wake::Store)
+        );
+        // A change while up arrives through the watch.
+        store.put("/vpg/v1/node/b", b"2").await.unwrap();
+        until(&shared, "the watched change", |c| c.items.len() == 2).await;
+        // Outage: the copy stays as it was, the store shows down.
+        down.store(true, Ordering::SeqCst);
+        store.gone.send_replace(true);
+        until(&shared, "the outage", |c| !c.status.up).await;
+        store.put("/vpg/v1/node/c", b"3").await.unwrap();
+        store.delete("/vpg/v1/node/a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        {
+            let c = lock(&shared.store);
+            assert_eq!(c.items.len(), 2, "the last copy stays in force");
+            assert!(c.status.ready && c.status.last_error.is_some());
+        }
+        // Return: a full list brings in what changed meanwhile.
+        store.gone.send_replace(false);
+        down.store(false, Ordering::SeqCst);
+        until(&shared, "the resync", |c| {
+            c.status.up
+                && c.items
+                    .keys()
+                    .map(String::as_str)
+                    .eq(["/vpg/v1/node/b", "/vpg/v1/node/c"])
+        })
+        .await;
+        assert!(lock(&shared.store).status.lists >= 2);
+        stop_tx.send_replace(true);
+        task.await.unwrap();
+    }
+}

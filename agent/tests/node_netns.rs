@@ -604,6 +604,40 @@ fn agent_configures_a_node_and_restarts_safely() {
     );
     assert!(pod2.ping("203.0.113.1", 2) >= 1, "pod2 -> internet");
 
+    // A record whose host veth does not exist: vpgd refuses that pod's interface; the agent
+    // leaves it out and keeps the rest; removing the record clears it.
+    let ghost = pod_ifname(99);
+    let rec = std::fs::read_to_string(lab.dir.join("cni/pods/c0@eth0.json"))
+        .unwrap()
+        .replace(&pod_ifname(0), &ghost)
+        .replace("10.1.1.2", "10.1.1.9")
+        .replace("\"pod1\"", "\"ghost\"");
+    std::fs::write(lab.dir.join("cni/pods/c9@eth0.json"), rec).unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        let st = lab.status().unwrap();
+        if st["excluded"].as_array().is_some_and(|e| !e.is_empty()) && st["state"] == "in-sync" {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{st:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st["excluded"][0], ghost.as_str(), "{st:#}");
+    assert!(lab.ctl(&["show", "interfaces"]).contains(&pod_ifname(1)));
+    assert!(
+        pod2.ping("10.1.1.2", 2) >= 1,
+        "the other pods are unaffected"
+    );
+    std::fs::remove_file(lab.dir.join("cni/pods/c9@eth0.json")).unwrap();
+    let t0 = Instant::now();
+    while lab.status().unwrap()["excluded"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty())
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // vpgd restart: the agent notices, replays, traffic resumes; the policy still holds.
     let t0 = Instant::now();
     lab.stop_vpgd();
