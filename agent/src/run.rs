@@ -391,7 +391,10 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
             (c.status.ready.then(|| c.items.clone()), c.status.ready)
         };
         let Some(items) = items.filter(|_| ready) else {
+            // The first list wakes the thread again; until then there is nothing to do.
             lock(&shared.status).state = SyncState::WaitingForStore;
+            dirty = None;
+            retry_at = None;
             continue;
         };
         let (cluster, errors) = ClusterState::decode(&items);
