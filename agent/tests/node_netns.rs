@@ -404,6 +404,45 @@ max_backoff_ms = 500
     }
 }
 
+impl Lab {
+    /// A pod namespace with its veth, addressed as vpg-cni would; returns it and its record.
+    fn add_pod(&self, k: u32, name: &str, ip: &str) -> (NetNs, serde_json::Value) {
+        let pod = NetNs::new("apod").unwrap();
+        let host = pod_ifname(k);
+        netns::veth("eth0", &pod, &host, &self.node).unwrap();
+        for args in [
+            &["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"][..],
+            &["ip", "route", "add", "10.1.1.1", "dev", "eth0"][..],
+            &[
+                "ip", "route", "add", "default", "via", "10.1.1.1", "dev", "eth0",
+            ][..],
+            // vpg's buffers hold one frame: hosts segment themselves.
+            &["ethtool", "-K", "eth0", "tso", "off", "gso", "off"][..],
+        ] {
+            pod.exec(args).unwrap();
+        }
+        let mac = netns::mac_of(&pod, "eth0").unwrap();
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        // The record vpg-cni writes (docs/cni.md).
+        let rec = serde_json::json!({
+            "version": 1, "network": "vpg", "containerId": format!("c{k}"),
+            "podNamespace": "default", "podName": name, "podUid": null,
+            "netns": format!("/var/run/netns/{}", pod.name), "ifname": "eth0",
+            "mac": mac, "hostIfname": host, "hostMac": "02:00:00:00:00:01",
+            "hostNetns": null, "ip": ip, "prefixLen": 32, "podCidr": "10.1.1.0/24",
+            "gateway": "10.1.1.1", "mtu": 1500, "created": "2024-01-01T00:00:00Z"
+        });
+        (pod, rec)
+    }
+
+    fn write_record(&self, k: u32, rec: &serde_json::Value) {
+        // As vpg-cni does: a hidden temporary file renamed into place.
+        let tmp = self.dir.join(format!("cni/pods/.c{k}@eth0.json.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(rec).unwrap()).unwrap();
+        std::fs::rename(tmp, self.dir.join(format!("cni/pods/c{k}@eth0.json"))).unwrap();
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop_agent();
@@ -563,6 +602,35 @@ fn agent_configures_a_node_and_restarts_safely() {
     );
     let _ = wait_out(server);
 
+    // A pod added while the agent runs: from its CNI record to traffic; then deleted.
+    let (pod3, rec) = lab.add_pod(3, "pod3", "10.1.1.4");
+    let tx = lab.status().unwrap()["transactions"].as_u64().unwrap();
+    let t0 = Instant::now();
+    lab.write_record(3, &rec);
+    while lab.status().unwrap()["transactions"].as_u64().unwrap() == tx {
+        assert!(t0.elapsed() < Duration::from_secs(10), "pod3 configured");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "CNI record written to its transaction applied: {:?} (record poll 100 ms, debounce 50 ms)",
+        t0.elapsed()
+    );
+    // (Pinging before that would measure the kernel's 1 s ARP retry, not the agent.)
+    let took = wait_out(python(&pod3, FIRST_REPLY, &["10.1.1.2", "10"]));
+    assert_ne!(took, "none", "pod3 reaches pod1\n{}", lab.diag());
+    eprintln!("then first ping reply from the new pod after {took} s");
+    std::fs::remove_file(lab.dir.join("cni/pods/c3@eth0.json")).unwrap();
+    let t0 = Instant::now();
+    while lab.ctl(&["show", "interfaces"]).contains(&pod_ifname(3)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "pod3's interface stays"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(pod3);
+    assert_eq!(lab.wait_in_sync(1)["pods"], 2);
+
     // Agent restart with nothing changed: zero configuration calls, no packet lost.
     let pinger = ping_count(pod1, "10.1.1.3", 60, "0.05");
     std::thread::sleep(Duration::from_millis(300));
@@ -603,6 +671,38 @@ fn agent_configures_a_node_and_restarts_safely() {
         "pod2's own connections and their replies pass"
     );
     assert!(pod2.ping("203.0.113.1", 2) >= 1, "pod2 -> internet");
+
+    // Policy changes while the agent runs: removed (time to enforcement), then added again.
+    let tx = lab.status().unwrap()["transactions"].as_u64().unwrap();
+    let t0 = Instant::now();
+    std::fs::remove_file(lab.dir.join("m/policy.yaml")).unwrap();
+    while lab.status().unwrap()["transactions"].as_u64().unwrap() == tx {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the policy's removal applied"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "policy manifest removed to its transaction applied: {:?} (manifest scan 100 ms, debounce 50 ms)",
+        t0.elapsed()
+    );
+    assert!(pod1.ping("10.1.1.3", 2) >= 1, "pod2 reachable again");
+    let tx = lab.status().unwrap()["transactions"].as_u64().unwrap();
+    std::fs::write(lab.dir.join("m/policy.yaml"), DENY_B).unwrap();
+    let t0 = Instant::now();
+    while lab.status().unwrap()["transactions"].as_u64().unwrap() == tx {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the policy came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "policy manifest added to its transaction applied: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(pod1.ping("10.1.1.3", 2), 0, "pod2 is isolated again");
 
     // A record whose host veth does not exist: vpgd refuses that pod's interface; the agent
     // leaves it out and keeps the rest; removing the record clears it.
