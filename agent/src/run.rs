@@ -123,17 +123,19 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow:
                 shared.clone(),
                 wake_tx.clone(),
                 cfg.timing.max_backoff,
+                cfg.timing.probe,
                 stop_rx.clone(),
             ))
         }
         StoreConfig::Etcd { endpoints, timeout } => {
             lock(&shared.store).status.describe = format!("etcd {}", endpoints.join(","));
             let (endpoints, timeout) = (endpoints.clone(), *timeout);
-            let (shared2, wake2, stop2, max) = (
+            let (shared2, wake2, stop2, max, probe) = (
                 shared.clone(),
                 wake_tx.clone(),
                 stop_rx.clone(),
                 cfg.timing.max_backoff,
+                cfg.timing.probe,
             );
             tokio::spawn(async move {
                 // An unreachable etcd at start is retried, never fatal.
@@ -155,7 +157,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow:
                     }
                 };
                 let store = Arc::new(AnyStore::Etcd(Box::new(store)));
-                follow_store(store, None, shared2, wake2, max, stop2).await
+                follow_store(store, None, shared2, wake2, max, probe, stop2).await
             })
         }
     };
@@ -193,13 +195,15 @@ async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Lists the store, then follows its watch; lists again after any failure.
-async fn follow_store<S: Store>(
+/// Lists the store, then follows its watch; lists again after any failure. Runs until `stop`
+/// turns true; `reflectors` (the in-process reflector) is waited for before the first list.
+pub async fn follow_store<S: Store>(
     store: Arc<S>,
     reflectors: Option<Arc<Reflectors<S>>>,
     shared: Arc<Shared>,
     wake: mpsc::Sender<Wake>,
     max_backoff: Duration,
+    probe: Duration,
     stop: watch::Receiver<bool>,
 ) {
     // The reflector reflects the manifests once before the first list: changes made while
@@ -255,13 +259,36 @@ async fn follow_store<S: Store>(
         };
         delay = Duration::from_millis(100);
         let mut s = stop.clone();
+        // A watch may stay silent through an outage (a broken connection is not always
+        // reported on the stream): a probe of the revision notices it, and a store that went
+        // backwards or changed identity (etcd's data wiped) is listed again whole.
+        let mut tick = tokio::time::interval(probe);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = listing.rev;
         loop {
             let ev = tokio::select! {
                 ev = events.next() => ev,
+                _ = tick.tick() => {
+                    match store.revision().await {
+                        Ok(r) if r.epoch != last.epoch || r.revision < last.revision => {
+                            fail(&shared, "the store went backwards or was replaced");
+                            break;
+                        }
+                        Ok(r) => {
+                            last = r;
+                            continue;
+                        }
+                        Err(e) => {
+                            fail(&shared, &e.to_string());
+                            break;
+                        }
+                    }
+                }
                 _ = s.changed() => return,
             };
             match ev {
                 Some(Ok(ev)) => {
+                    last.revision = last.revision.max(ev.revision);
                     let mut c = lock(&shared.store);
                     match ev.value {
                         Some(v) => c.items.insert(ev.key, v),
@@ -562,6 +589,7 @@ mod tests {
             None,
             shared.clone(),
             wake_tx,
+            Duration::from_millis(50),
             Duration::from_millis(50),
             stop_rx,
         ));
