@@ -133,3 +133,46 @@ fn text_output_and_errors() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn run_refuses_a_bad_configuration_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"node = "n1"
+[uplink]
+host_if = "eth1"
+address = "192.168.1.10/24"
+gateway = "192.168.1.1"
+[pods]
+cidr = "10.1.1.0/24"
+[overlay]
+vni = 10
+[store]
+embedded = "/tmp/x.redb"
+"#;
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, good).unwrap();
+    let out = run(&["run", "--check", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for (bad, want) in [
+        (good.replace("/24\"", "\""), "uplink.address"),
+        (good.replace("vni = 10", "vni = -1"), "overlay.vni"),
+        (good.replace("[pods]", "[podz]"), "podz"),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        let out = run(&["run", "--config", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want:?} not in {err}");
+        assert!(err.starts_with("vpg-agent: "), "{err}");
+    }
+    let out = run(&["run", "--config", "/nonexistent/node.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    // No agent behind the socket: a clear error, not a hang.
+    let out = run(&[
+        "status",
+        "--socket",
+        dir.path().join("none.sock").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is vpg-agent running"));
+}

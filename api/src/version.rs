@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// API major version: a client with another major is refused.
 pub const API_MAJOR: u32 = 1;
 /// API minor version: bumped for additions (new messages, new optional reply fields).
-pub const API_MINOR: u32 = 2;
+pub const API_MINOR: u32 = 3;
 
 /// The first message of every connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +87,11 @@ pub struct VersionDetails {
     pub workers: usize,
     /// Stats segment path.
     pub stats_segment: String,
+    /// The index the next interface created will get (1.3): indices are never reused, so a
+    /// client that creates interfaces and configures them in one transaction names them by
+    /// this and the count created before them in that transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sw_if: Option<u32>,
 }
 
 #[cfg(test)]

@@ -345,11 +345,24 @@ fn examples() -> Vec<(&'static str, serde_json::Value)> {
             api_minor: 0,
             workers: 1,
             stats_segment: "/run/vpg/stats".into(),
+            next_sw_if: None,
         }),
     ];
     for d in details {
         out.push(("reply_details", j(&Reply::Details(d))));
     }
+    // 1.3: the next interface index.
+    out.push((
+        "reply_details_version_1_3",
+        j(&Reply::Details(Details::Version(VersionDetails {
+            server: "vpgd".into(),
+            api_major: 1,
+            api_minor: 3,
+            workers: 1,
+            stats_segment: "/run/vpg/stats".into(),
+            next_sw_if: Some(4),
+        }))),
+    ));
     out.push(("reply_ok", j(&Reply::Ok { sw_if: Some(3) })));
     out.push((
         "reply_applied",

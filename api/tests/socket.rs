@@ -386,6 +386,7 @@ impl Toy {
                         api_minor: API_MINOR,
                         workers: 1,
                         stats_segment: "/dev/null".into(),
+                        next_sw_if: None,
                     },
                 )));
                 out(Reply::Done)

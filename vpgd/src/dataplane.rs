@@ -281,6 +281,11 @@ impl DataPlane {
         &self.workers
     }
 
+    /// The index the next interface created gets (indices are never reused).
+    pub fn next_sw_if(&self) -> u32 {
+        self.state.next_sw_if
+    }
+
     /// The graph layout.
     pub fn layout(&self) -> &Arc<Layout> {
         self.workers.layout()

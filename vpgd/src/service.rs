@@ -472,13 +472,14 @@ impl Service {
                 out(Reply::Done)
             }
             Request::ShowVersion => {
-                let workers = self.with(|dp| dp.workers().len());
+                let (workers, next) = self.with(|dp| (dp.workers().len(), dp.next_sw_if()));
                 out(Reply::Details(Details::Version(VersionDetails {
                     server: format!("vpgd {}", env!("CARGO_PKG_VERSION")),
                     api_major: vpg_api::API_MAJOR,
                     api_minor: vpg_api::API_MINOR,
                     workers,
                     stats_segment: self.stats_path.clone(),
+                    next_sw_if: Some(next),
                 })));
                 out(Reply::Done)
             }

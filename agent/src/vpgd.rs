@@ -1,0 +1,187 @@
+//! Talking to vpgd: reading its configuration into a [`Current`] from the dumps, and applying a
+//! [`Plan`] as one transaction. Blocking (vpg-api's client); the loop runs it on its own
+//! thread.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vpg_api::nat44::Nat44SummaryDetails;
+use vpg_api::{ApiError, Applied, Client, ClientError, Details, Request};
+
+use crate::diff::Plan;
+use crate::model::{canonical, AclContent, CurIf, Current, IfKind, MapKey, PoolKey};
+
+/// How long a request may take before vpgd counts as gone.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why talking to vpgd failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VpgdError {
+    /// vpgd is not there, or the connection broke (a restart): reconnect and resync.
+    #[error("vpgd unreachable: {0}")]
+    Unreachable(String),
+    /// vpgd refused the transaction; nothing changed.
+    #[error("vpgd refused the transaction: {0}")]
+    Refused(ApiError),
+    /// vpgd refused the transaction at an item concerning this interface (by name).
+    #[error("vpgd refused the transaction: {0}")]
+    RefusedAt(ApiError, Option<String>),
+    /// vpgd answered something this agent cannot use (too old an API, say).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl From<ClientError> for VpgdError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Api(a) => VpgdError::Refused(a),
+            ClientError::Unexpected(m) => VpgdError::Unusable(m),
+            other => VpgdError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// Connects to vpgd's API socket.
+pub fn connect(socket: &Path) -> Result<Client, VpgdError> {
+    let mut c = Client::connect(socket, concat!("vpg-agent ", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| VpgdError::Unreachable(format!("{}: {e}", socket.display())))?;
+    c.set_timeout(Some(REQUEST_TIMEOUT))?;
+    if c.server_minor < 3 {
+        return Err(VpgdError::Unusable(format!(
+            "vpgd speaks API 1.{}; the agent needs 1.3 (next_sw_if)",
+            c.server_minor
+        )));
+    }
+    Ok(c)
+}
+
+fn dump(c: &mut Client, r: Request) -> Result<Vec<Details>, VpgdError> {
+    Ok(c.dump(&r)?)
+}
+
+/// Reads vpgd's configuration (about ten dumps; nothing is changed).
+pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
+    let mut cur = Current {
+        next_sw_if: c
+            .version()?
+            .next_sw_if
+            .ok_or_else(|| VpgdError::Unusable("vpgd does not report next_sw_if".into()))?,
+        ..Current::default()
+    };
+    for d in c.interfaces()? {
+        let kind = IfKind::AfPacket {
+            host_if: d.host_if.clone(),
+        };
+        let mut i = CurIf::created(d.name, kind);
+        i.admin_up = d.admin_up;
+        i.mtu = d.mtu;
+        i.addresses = d.addresses.into_iter().collect();
+        i.proxy_arp = d.proxy_arp;
+        cur.interfaces.insert(d.sw_if, i);
+    }
+    for d in dump(c, Request::DumpVxlanTunnels)? {
+        if let Details::VxlanTunnel(t) = d {
+            if let Some(i) = cur.interfaces.get_mut(&t.sw_if) {
+                i.kind = IfKind::Vxlan {
+                    local: t.local,
+                    remote: t.remote,
+                    vni: t.vni,
+                    port: t.port,
+                    mac: t.mac,
+                    // A learned MAC is not configuration.
+                    remote_mac: t.remote_mac.filter(|_| !t.remote_mac_learned),
+                };
+            }
+        }
+    }
+    for n in c.neighbors()? {
+        if let Some(i) = cur.interfaces.get_mut(&n.sw_if) {
+            i.neighbors.insert(n.ip, n.mac);
+        }
+    }
+    for r in c.routes()? {
+        if r.source == "api" {
+            cur.routes.insert(r.prefix, r.path);
+        }
+    }
+    for d in dump(c, Request::DumpAcls { acl_id: None })? {
+        if let Details::Acl(a) = d {
+            cur.acls.insert(
+                a.acl_id,
+                AclContent {
+                    tag: a.tag,
+                    rules: a.rules,
+                },
+            );
+        }
+    }
+    for d in dump(c, Request::DumpAclInterfaces)? {
+        if let Details::AclInterface(a) = d {
+            if let Some(i) = cur.interfaces.get_mut(&a.sw_if) {
+                i.acl_in = a.input;
+                i.acl_out = a.output;
+            }
+        }
+    }
+    for d in dump(c, Request::DumpNat44Interfaces)? {
+        if let Details::Nat44Interface(n) = d {
+            if let Some(i) = cur.interfaces.get_mut(&n.sw_if) {
+                i.nat_inside = n.inside;
+                i.nat_outside = n.outside;
+            }
+        }
+    }
+    for d in dump(c, Request::DumpNat44Addresses)? {
+        if let Details::Nat44Address(a) = d {
+            // An interface entry also shows the interface's current address.
+            cur.pool.insert(match (a.sw_if, a.address) {
+                (Some(s), _) => PoolKey::Interface(s),
+                (None, Some(addr)) => PoolKey::Address(addr),
+                (None, None) => continue,
+            });
+        }
+    }
+    for d in dump(c, Request::DumpNat44Mappings)? {
+        match d {
+            Details::Nat44Mapping(m) => {
+                cur.mappings
+                    .insert(MapKey::of(&m.mapping), canonical(m.mapping));
+            }
+            Details::Nat44Identity(m) => {
+                cur.identities.insert(
+                    MapKey {
+                        external: m.address,
+                        proto: m.proto,
+                        port: m.port,
+                    },
+                    m.tag,
+                );
+            }
+            _ => {}
+        }
+    }
+    for d in dump(c, Request::DumpNat44Summary)? {
+        if let Details::Nat44Summary(Nat44SummaryDetails { settings, .. }) = d {
+            let mut nn = settings.never_nat.unwrap_or_default();
+            nn.sort();
+            nn.dedup();
+            cur.never_nat = nn;
+        }
+    }
+    Ok(cur)
+}
+
+/// Applies a plan as one transaction. The interfaces vpgd created must be those the plan
+/// named (another client creating interfaces concurrently would shift them): a mismatch is
+/// reported so the caller resyncs at once.
+pub fn apply(c: &mut Client, plan: &Plan) -> Result<Applied, VpgdError> {
+    let applied = c.transaction(plan.items.clone())?;
+    let want: Vec<u32> = plan.created.iter().map(|(_, s)| *s).collect();
+    if applied.created != want {
+        return Err(VpgdError::Unusable(format!(
+            "vpgd created interfaces {:?}, the plan expected {want:?} (another client changed vpgd meanwhile); resyncing",
+            applied.created
+        )));
+    }
+    Ok(applied)
+}
