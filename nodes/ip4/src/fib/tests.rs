@@ -271,6 +271,72 @@ fn dense_slash_24_and_slash_16() {
 }
 
 #[test]
+fn one_batch_mixes_every_descriptor_kind() {
+    // In one block: leaves, big leaves, lines with 8-, 16- and 32-bit values (some of them big
+    // adjacencies), and a dense /16 whose ply slots hold lines and leaves, interleaved so that
+    // ply lanes join the line queue behind the others.
+    let mut fib = Fib::new(DROP);
+    let mut model = BTreeMap::new();
+    let mut add = |p: u32, l: u8, adj: AdjIndex| {
+        fib.insert(Ipv4Addr::from(p), l, adj).unwrap();
+        model.insert((p, l), adj);
+    };
+    add(d("9.0.0.0"), 8, 0x9000_0000);
+    for (net, base) in [
+        (d("20.0.0.0"), 1u32),
+        (d("30.0.0.0"), 300),
+        (d("40.0.0.0"), 70_000),
+    ] {
+        add(net, 16, base);
+        for j in 0..40u32 {
+            let adj = if base == 70_000 && j % 3 == 0 {
+                0x8000_0000 | j
+            } else {
+                base + j
+            };
+            add(net | j << 9, 24, adj);
+        }
+    }
+    add(d("10.1.0.0"), 16, 5);
+    for x in 0..256u32 {
+        add(d("10.1.7.0") | x, 32, 100 + x);
+    }
+    for b in 0..64u32 {
+        add(d("10.1.0.0") | b << 10, 22, 7 + b);
+    }
+    let fib = fib;
+    let mut addrs: Vec<u32> = Vec::new();
+    let mut x = 0x2545_f491u32;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let base = [
+            d("9.9.0.0"),
+            d("20.0.0.0"),
+            d("30.0.0.0"),
+            d("40.0.0.0"),
+            d("10.1.0.0"),
+        ];
+        addrs.push(base[(x % 5) as usize] | (x >> 8) & 0xffff);
+        addrs.push(d("10.1.7.0") | x & 0xff);
+    }
+    let snap = fib.snapshot();
+    for len in [1, 2, 63, 64, 65, 129, 256, 257, 600, addrs.len()] {
+        let mut out = vec![u32::MAX; len];
+        snap.lookup_batch(&addrs[..len], &mut out);
+        for (&dst, &got) in addrs.iter().zip(&out) {
+            assert_eq!(
+                got,
+                naive(&model, DROP, dst),
+                "{} in {len}",
+                Ipv4Addr::from(dst)
+            );
+        }
+    }
+}
+
+#[test]
 fn snapshot_is_isolated_from_later_changes() {
     let mut fib = Fib::new(DROP);
     let routes = random_routes(2000, 1);
