@@ -334,6 +334,11 @@ impl<'a> LineQueue<'a> {
     }
 }
 
+/// Lanes ahead whose root slot is prefetched when the table has lines (the root is 256 KiB: in
+/// L2 until a large table's lines stream through and evict parts of it). Measured at 1M routes,
+/// FIB alone: 1.5-2 clocks per lookup saved.
+const ROOT_AHEAD: usize = 16;
+
 static EMPTY_LINE: Line = Line::EMPTY;
 static EMPTY_PLY: Ply = Ply::EMPTY;
 
@@ -360,6 +365,11 @@ impl Tables {
     #[inline(always)]
     pub(super) fn root_entry(&self, slot: usize) -> u32 {
         self.root[(slot / ROOT_CHUNK) % ROOT_CHUNKS][slot % ROOT_CHUNK]
+    }
+
+    #[inline(always)]
+    fn root_slot(&self, slot: usize) -> &u32 {
+        &self.root[(slot / ROOT_CHUNK) % ROOT_CHUNKS][slot % ROOT_CHUNK]
     }
 
     #[inline(always)]
@@ -427,7 +437,14 @@ impl Tables {
         let mut q = LineQueue::new();
         let mut plies = [0u8; BLOCK];
         let mut np = 0usize;
+        // A table with lines streams them through the caches, which then lose root lines too.
+        let prefetch_root = !self.lines.is_empty();
         for (i, &d) in dst.iter().enumerate() {
+            if prefetch_root {
+                if let Some(&a) = dst.get(i + ROOT_AHEAD) {
+                    prefetch(self.root_slot((a >> 16) as usize));
+                }
+            }
             let i = i & (BLOCK - 1);
             let e = self.root_entry((d >> 16) as usize);
             if e & NODE == 0 {
