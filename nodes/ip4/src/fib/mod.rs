@@ -643,7 +643,10 @@ impl Fib {
 
     fn set_root(&mut self, c: usize, e: u32) {
         let t = Arc::make_mut(&mut self.t);
-        Arc::make_mut(&mut t.root[(c / ROOT_CHUNK) % ROOT_CHUNKS])[c % ROOT_CHUNK] = e;
+        let slot = &mut Arc::make_mut(&mut t.root[(c / ROOT_CHUNK) % ROOT_CHUNKS])[c % ROOT_CHUNK];
+        let was = *slot;
+        *slot = e;
+        t.refs = t.refs + (e >> 31) - (was >> 31);
     }
 
     fn set_ply(&mut self, idx: u32, slot: usize, e: u32) {

@@ -265,6 +265,9 @@ pub(super) struct Tables {
     pub lines: Vec<Arc<LinePage>>,
     pub ply: Vec<Arc<PlyPage>>,
     pub big: Arc<Vec<u32>>,
+    /// Root slots holding a reference rather than a leaf (kept by `Fib::set_root`): picks the
+    /// batch lookup's shape, see [`Tables::lookup_block`].
+    pub refs: u32,
 }
 
 /// Batch size of the staged lookup (indices of pending lanes fit in a `u8`).
@@ -334,9 +337,11 @@ impl<'a> LineQueue<'a> {
     }
 }
 
-/// Lanes ahead whose root slot is prefetched when the table has lines (the root is 256 KiB: in
-/// L2 until a large table's lines stream through and evict parts of it). Measured at 1M routes,
-/// FIB alone: 1.5-2 clocks per lookup saved.
+/// Root slots referring further (of 65,536) from which the batch lookup takes its one-pass
+/// shape: 15/16 of them.
+pub(super) const DENSE_REFS: u32 = 65536 / 16 * 15;
+/// Lanes ahead whose root slot the one-pass lookup prefetches. Measured at 1M routes, FIB
+/// alone: 1.5–2 clocks per lookup saved.
 const ROOT_AHEAD: usize = 16;
 
 static EMPTY_LINE: Line = Line::EMPTY;
@@ -350,6 +355,7 @@ impl Tables {
             lines: Vec::new(),
             ply: Vec::new(),
             big: Arc::new(Vec::new()),
+            refs: if leaf & NODE != 0 { 65536 } else { 0 },
         }
     }
 
@@ -421,14 +427,29 @@ impl Tables {
         self.resolve(e, dst, root_key(dst))
     }
 
-    /// Pipelined lookup of up to [`BLOCK`] destinations, in one pass: each lane reads its root
-    /// slot; a leaf is the answer, a block of lines gives the lane's line, which is prefetched
-    /// and queued, and the lane queued [`DISTANCE`] lines earlier is searched (its line has
-    /// arrived by then). Dense /16s (plies) need a second dependent read: their ply slot is
-    /// prefetched and they join the queue after the other lanes. A table of short routes
-    /// costs one root read per lane.
+    /// Batched lookup of up to [`BLOCK`] destinations, in one of two shapes. When nearly every
+    /// /16 of the table refers to lines (large tables: at 1M random routes all but a few
+    /// hundred), almost every lane needs a line and one pass does it all
+    /// ([`Tables::lookup_block_dense`]); otherwise lanes that stop at the root and lanes that go
+    /// on are mixed, and a branch per lane on which it is would be mispredicted, so a first
+    /// stage sorts them without branches ([`Tables::lookup_block_staged`]). Either way, lines
+    /// are prefetched [`DISTANCE`] lanes before they are searched.
     #[inline]
     fn lookup_block(&self, dst: &[u32], out: &mut [u32]) {
+        if self.refs >= DENSE_REFS {
+            self.lookup_block_dense(dst, out);
+        } else {
+            self.lookup_block_staged(dst, out);
+        }
+    }
+
+    /// The one-pass shape: each lane reads its root slot (prefetched [`ROOT_AHEAD`] lanes
+    /// earlier: a large table's lines stream through the caches and evict root lines too); a
+    /// leaf is the answer; a block of lines gives the lane's line, which is prefetched and
+    /// queued, and the lane queued [`DISTANCE`] lines earlier is searched. Ply lanes prefetch
+    /// their ply slot and join the queue after the other lanes.
+    #[inline]
+    fn lookup_block_dense(&self, dst: &[u32], out: &mut [u32]) {
         let n = dst.len().min(out.len()).min(BLOCK);
         let (dst, out) = (&dst[..n], &mut out[..n]);
         // Results by lane, in a full-size array: indexing it with a lane number (a `u8`)
@@ -437,13 +458,9 @@ impl Tables {
         let mut q = LineQueue::new();
         let mut plies = [0u8; BLOCK];
         let mut np = 0usize;
-        // A table with lines streams them through the caches, which then lose root lines too.
-        let prefetch_root = !self.lines.is_empty();
         for (i, &d) in dst.iter().enumerate() {
-            if prefetch_root {
-                if let Some(&a) = dst.get(i + ROOT_AHEAD) {
-                    prefetch(self.root_slot((a >> 16) as usize));
-                }
+            if let Some(&a) = dst.get(i + ROOT_AHEAD) {
+                prefetch(self.root_slot((a >> 16) as usize));
             }
             let i = i & (BLOCK - 1);
             let e = self.root_entry((d >> 16) as usize);
@@ -471,6 +488,56 @@ impl Tables {
             }
         }
         q.drain(self, &mut res);
+        out.copy_from_slice(&res[..n]);
+    }
+
+    /// Staged lookup of up to [`BLOCK`] destinations. Stage 1 reads every root slot, without a
+    /// branch on what it finds (a table that mixes leaves and lines would mispredict it), and
+    /// keeps the lanes that point further; it also starts the ply slot reads of dense /16s.
+    /// Stage 2 turns each such lane's reference into its line (through the ply slot for dense
+    /// /16s), prefetches the line and queues it, and searches the lane queued [`DISTANCE`]
+    /// lines earlier, whose line has arrived meanwhile. A table of short routes costs stage 1.
+    #[inline]
+    fn lookup_block_staged(&self, dst: &[u32], out: &mut [u32]) {
+        let n = dst.len().min(out.len()).min(BLOCK);
+        let (dst, out) = (&dst[..n], &mut out[..n]);
+        // Lane-indexed copies in full-size arrays: indexing them with a lane number (a `u8`)
+        // needs no bounds check.
+        let mut ds = [0u32; BLOCK];
+        let mut res = [0u32; BLOCK];
+        let mut pending = [0u8; BLOCK];
+        let mut np = 0usize;
+        for (i, &d) in dst.iter().enumerate() {
+            let i = i & (BLOCK - 1);
+            let e = self.root_entry((d >> 16) as usize);
+            if is_ply(e) {
+                // Dense /16s take a second dependent read; start it now so that stage 2
+                // finds the ply slot in flight rather than missing on it serially.
+                prefetch(&self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize]);
+            }
+            ds[i] = d;
+            res[i] = e;
+            pending[np & (BLOCK - 1)] = i as u8;
+            np += (e >> 31) as usize;
+        }
+        if np > 0 {
+            let mut q = LineQueue::new();
+            for &i in &pending[..np.min(BLOCK)] {
+                let i = i as usize;
+                let (d, mut e) = (ds[i], res[i]);
+                let mut key = root_key(d);
+                if is_ply(e) {
+                    e = self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize];
+                    key = ply_key(d);
+                }
+                if is_lines(e) {
+                    q.push(self, e, d, key, i, &mut res);
+                } else {
+                    res[i] = self.resolve(e, d, key);
+                }
+            }
+            q.drain(self, &mut res);
+        }
         out.copy_from_slice(&res[..n]);
     }
 

@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 
+use super::table;
 use super::testgen::{covered_destinations, random_routes};
 use super::*;
 
@@ -334,6 +335,64 @@ fn one_batch_mixes_every_descriptor_kind() {
             );
         }
     }
+}
+
+/// Root slots that refer further, counted.
+fn refs(fib: &Fib) -> u32 {
+    (0..65536)
+        .filter(|&c| fib.t.root_entry(c) & NODE != 0)
+        .count() as u32
+}
+
+#[test]
+fn dense_and_sparse_tables_take_both_batch_shapes() {
+    // A /17 in the upper half of every /16: every root slot refers to a line, so batches take
+    // the one-pass shape; then most are removed and batches take the staged shape.
+    let mut fib = Fib::new(DROP);
+    let want = |dst: u32, present: &dyn Fn(u32) -> bool| {
+        let h = dst >> 16;
+        if dst & 0x8000 != 0 && present(h) {
+            h + 1
+        } else {
+            DROP
+        }
+    };
+    for h in 0..65536u32 {
+        fib.insert(Ipv4Addr::from(h << 16 | 0x8000), 17, h + 1)
+            .unwrap();
+    }
+    assert_eq!(refs(&fib), 65536);
+    assert_eq!(fib.t.refs, 65536);
+    assert!(fib.t.refs >= table::DENSE_REFS);
+    let mut x = 0x9e37_79b9u32;
+    let addrs: Vec<u32> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .chain([0, 0x7fff, 0x8000, 0xffff, u32::MAX])
+        .collect();
+    let check = |fib: &Fib, present: &dyn Fn(u32) -> bool| {
+        let snap = fib.snapshot();
+        let mut out = vec![u32::MAX; addrs.len()];
+        snap.lookup_batch(&addrs, &mut out);
+        for (&a, &got) in addrs.iter().zip(&out) {
+            assert_eq!(got, want(a, present), "{}", Ipv4Addr::from(a));
+            assert_eq!(snap.lookup(a), got);
+        }
+    };
+    check(&fib, &|_| true);
+    for h in (0..65536u32).filter(|h| h % 8 != 0) {
+        assert_eq!(
+            fib.remove(Ipv4Addr::from(h << 16 | 0x8000), 17),
+            Some(h + 1)
+        );
+    }
+    assert_eq!(fib.t.refs, refs(&fib));
+    assert_eq!(fib.t.refs, 8192);
+    check(&fib, &|h| h % 8 == 0);
 }
 
 #[test]
