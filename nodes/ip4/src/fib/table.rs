@@ -501,43 +501,44 @@ impl Tables {
     fn lookup_block_staged(&self, dst: &[u32], out: &mut [u32]) {
         let n = dst.len().min(out.len()).min(BLOCK);
         let (dst, out) = (&dst[..n], &mut out[..n]);
-        // Lane-indexed copies in full-size arrays: indexing them with a lane number (a `u8`)
-        // needs no bounds check.
-        let mut ds = [0u32; BLOCK];
-        let mut res = [0u32; BLOCK];
         let mut pending = [0u8; BLOCK];
         let mut np = 0usize;
-        for (i, &d) in dst.iter().enumerate() {
-            let i = i & (BLOCK - 1);
+        for (i, (&d, o)) in dst.iter().zip(out.iter_mut()).enumerate() {
             let e = self.root_entry((d >> 16) as usize);
             if is_ply(e) {
                 // Dense /16s take a second dependent read; start it now so that stage 2
                 // finds the ply slot in flight rather than missing on it serially.
                 prefetch(&self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize]);
             }
-            ds[i] = d;
-            res[i] = e;
+            *o = e;
             pending[np & (BLOCK - 1)] = i as u8;
             np += (e >> 31) as usize;
         }
-        if np > 0 {
-            let mut q = LineQueue::new();
-            for &i in &pending[..np.min(BLOCK)] {
-                let i = i as usize;
-                let (d, mut e) = (ds[i], res[i]);
-                let mut key = root_key(d);
-                if is_ply(e) {
-                    e = self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize];
-                    key = ply_key(d);
-                }
-                if is_lines(e) {
-                    q.push(self, e, d, key, i, &mut res);
-                } else {
-                    res[i] = self.resolve(e, d, key);
-                }
-            }
-            q.drain(self, &mut res);
+        if np == 0 {
+            return;
         }
+        // Lane-indexed copies in full-size arrays: indexing them with a lane number (a `u8`)
+        // needs no bounds check.
+        let mut ds = [0u32; BLOCK];
+        let mut res = [0u32; BLOCK];
+        ds[..n].copy_from_slice(dst);
+        res[..n].copy_from_slice(out);
+        let mut q = LineQueue::new();
+        for &i in &pending[..np.min(BLOCK)] {
+            let i = i as usize;
+            let (d, mut e) = (ds[i], res[i]);
+            let mut key = root_key(d);
+            if is_ply(e) {
+                e = self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize];
+                key = ply_key(d);
+            }
+            if is_lines(e) {
+                q.push(self, e, d, key, i, &mut res);
+            } else {
+                res[i] = self.resolve(e, d, key);
+            }
+        }
+        q.drain(self, &mut res);
         out.copy_from_slice(&res[..n]);
     }
 
