@@ -99,7 +99,18 @@ impl Tools {
         if !present {
             return Ok(None);
         }
-        let out = self.run(&self.ip, &["-j", "addr", "show", "dev", name], None)?;
+        let out = match self.run(&self.ip, &["-j", "addr", "show", "dev", name], None) {
+            Ok(out) => out,
+            // Gone between the two looks: a veth whose peer's namespace the kernel is
+            // destroying (asynchronously) disappears on its own.
+            Err(e) => {
+                let still = crate::netns::links()
+                    .map_err(|e| format!("/proc/thread-self/net/dev: {e}"))?
+                    .iter()
+                    .any(|l| l == name);
+                return if still { Err(e) } else { Ok(None) };
+            }
+        };
         let v: Value = serde_json::from_str(&out).map_err(|e| format!("ip -j addr: {e}"))?;
         v.as_array()
             .and_then(|a| a.first())
