@@ -5,7 +5,7 @@
 //! with 130). Cleaning up twice is harmless: each list is emptied as it is cleaned.
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,9 @@ struct Registry {
     netns: Vec<String>,
     /// Directories removed whole.
     dirs: Vec<PathBuf>,
+    /// Short-lived commands running now (pids): a client, a CNI call. Killed first, so none
+    /// writes into a directory after it was removed.
+    running: Vec<u32>,
 }
 
 /// One registry for the process: the signal thread and the main thread both clean it, so it is
@@ -25,6 +28,7 @@ static REG: Mutex<Registry> = Mutex::new(Registry {
     procs: Vec::new(),
     netns: Vec::new(),
     dirs: Vec::new(),
+    running: Vec::new(),
 });
 
 fn reg() -> std::sync::MutexGuard<'static, Registry> {
@@ -32,19 +36,65 @@ fn reg() -> std::sync::MutexGuard<'static, Registry> {
     REG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Registers a started process (stopped with SIGTERM, then SIGKILL, at cleanup).
-pub fn add_proc(name: &str, child: Child) {
-    reg().procs.push((name.to_string(), child));
+/// Starts `cmd` and registers it (stopped with SIGTERM, then SIGKILL, at cleanup); returns its
+/// stdout when it was piped. Started under the registry's lock, so a signal's cleanup either
+/// sees it or runs before it exists (and then the demo exits before starting it).
+pub fn spawn(name: &str, cmd: &mut Command) -> std::io::Result<Option<ChildStdout>> {
+    let mut r = reg();
+    let mut child = cmd.spawn()?;
+    let out = child.stdout.take();
+    r.procs.push((name.to_string(), child));
+    Ok(out)
 }
 
-/// Registers a network namespace (deleted at cleanup).
-pub fn add_netns(name: &str) {
-    reg().netns.push(name.to_string());
+/// Runs `cmd` to completion like [`Command::output`], with `stdin` as its input (a few bytes:
+/// the pipe takes them without blocking), killed at cleanup if still running.
+pub fn output(cmd: &mut Command, stdin: &[u8]) -> std::io::Result<Output> {
+    use std::io::Write;
+    let child = {
+        let mut r = reg();
+        let mut child = cmd.stdin(Stdio::piped()).spawn()?;
+        r.running.push(child.id());
+        if let Some(mut i) = child.stdin.take() {
+            // A command that exits without reading its input is not our error here.
+            let _ = i.write_all(stdin);
+        }
+        child
+    };
+    let pid = child.id();
+    let out = child.wait_with_output();
+    reg().running.retain(|p| *p != pid);
+    out
 }
 
-/// Registers a directory (removed at cleanup).
-pub fn add_dir(dir: PathBuf) {
-    reg().dirs.push(dir);
+/// Creates network namespace `name` (`ip netns add`) and registers it, under the lock.
+pub fn netns(name: &str) -> Result<(), String> {
+    let mut r = reg();
+    let o = Command::new("ip")
+        .args(["netns", "add", name])
+        .output()
+        .map_err(|e| format!("ip netns add {name}: {e} (iproute2 is needed)"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    r.netns.push(name.to_string());
+    Ok(())
+}
+
+/// Creates directory `dir` (and its parents) and registers it, under the lock.
+pub fn dir(dir: PathBuf) -> std::io::Result<()> {
+    let mut r = reg();
+    std::fs::create_dir_all(&dir)?;
+    r.dirs.push(dir);
+    Ok(())
+}
+
+/// Takes `dir` off the list: it stays (a failed run's logs).
+pub fn keep(dir: &std::path::Path) {
+    reg().dirs.retain(|d| d != dir);
 }
 
 /// SIGTERM to all, then up to 3 s for them to exit, then SIGKILL the rest; all are reaped.
@@ -77,22 +127,40 @@ fn terminate(mut procs: Vec<(String, Child)>) {
 /// Removes everything registered: processes first (a process inside a namespace keeps its
 /// interfaces alive), then namespaces (their veths go with them), then directories.
 pub fn cleanup() {
-    let (procs, netns, dirs) = {
-        let mut r = reg();
-        (
-            std::mem::take(&mut r.procs),
-            std::mem::take(&mut r.netns),
-            std::mem::take(&mut r.dirs),
-        )
-    };
-    terminate(procs);
+    clean(&mut reg());
+}
+
+fn clean(r: &mut Registry) {
+    for pid in std::mem::take(&mut r.running) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    terminate(std::mem::take(&mut r.procs));
+    let netns = std::mem::take(&mut r.netns);
+    // Anything still running inside our namespaces (a client that was mid-connection) would
+    // outlive them: `ip netns pids` finds it whatever started it.
+    for ns in &netns {
+        let pids = Command::new("ip").args(["netns", "pids", ns]).output();
+        for pid in pids
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", pid])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     for ns in netns.iter().rev() {
         let _ = Command::new("ip")
             .args(["netns", "del", ns])
-            .stderr(std::process::Stdio::null())
+            .stderr(Stdio::null())
             .status();
     }
-    for d in dirs {
+    for d in std::mem::take(&mut r.dirs) {
         let _ = std::fs::remove_dir_all(d);
     }
 }
@@ -129,7 +197,10 @@ pub fn on_signal_cleanup() -> anyhow::Result<()> {
             }
         });
         eprintln!("\nvpg-demo: {what}: cleaning up");
-        cleanup();
+        // The lock is kept until the process exits: the main thread, still running, blocks at
+        // its next creation instead of making something nobody would remove.
+        let mut r = reg();
+        clean(&mut r);
         std::process::exit(130);
     });
     Ok(())

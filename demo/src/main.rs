@@ -50,20 +50,19 @@ const INTERNET: &str = "203.0.113.1";
 
 fn main() {
     let t0 = Instant::now();
-    let code = match run(t0) {
+    let code = match run() {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
             eprintln!("vpg-demo: {e:#}");
-            let logs = std::env::temp_dir().join(format!("vpg-demo-{}-logs", std::process::id()));
-            if logs.exists() {
-                eprintln!("logs kept in {}", logs.display());
-            }
             2
         }
     };
     // Every path out of `run` has cleaned up already (its guard); report and leave.
-    println!("\ntotal time {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "\ntotal time {:.1} s (with the build check)",
+        t0.elapsed().as_secs_f64()
+    );
     std::process::exit(code);
 }
 
@@ -129,8 +128,7 @@ fn binaries() -> Result<Bins> {
 
 /// Creates and registers a network namespace.
 fn netns(name: &str) -> Result<String> {
-    sh("ip", &["netns", "add", name])?;
-    cleanup::add_netns(name);
+    cleanup::netns(name).map_err(|e| anyhow!(e))?;
     sh("ip", &["-n", name, "link", "set", "lo", "up"])?;
     Ok(name.to_string())
 }
@@ -144,16 +142,17 @@ fn ipn(ns: &str, args: &[&str]) -> Result<String> {
 
 /// Starts `prog` inside `ns` (`ip netns exec` replaces itself with it), stderr to `log`.
 fn spawn_in(name: &str, ns: &str, prog: &Path, args: &[&str], log: &Path) -> Result<()> {
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(prog)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()
-        .with_context(|| format!("starting {}", prog.display()))?;
-    cleanup::add_proc(name, child);
+    cleanup::spawn(
+        name,
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(prog)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?),
+    )
+    .with_context(|| format!("starting {}", prog.display()))?;
     Ok(())
 }
 
@@ -224,7 +223,7 @@ impl Node {
     }
 }
 
-fn run(t_start: Instant) -> Result<bool> {
+fn run() -> Result<bool> {
     let manifests = std::env::args()
         .skip_while(|a| a != "--manifests")
         .nth(1)
@@ -235,20 +234,39 @@ fn run(t_start: Instant) -> Result<bool> {
     if sh("id", &["-u"])?.trim() != "0" {
         bail!("the demo needs root (network namespaces): sudo -E cargo run --release -p vpg-demo");
     }
+    let t_build = Instant::now();
     let bins = binaries()?;
+    let build = t_build.elapsed();
     cleanup::on_signal_cleanup()?;
     let _guard = cleanup::Guard;
+    // Logs outlive a failed run; removed after a passing or interrupted one.
+    let logs = std::env::temp_dir().join(format!("vpg-demo-{}-logs", std::process::id()));
+    cleanup::dir(logs.clone())?;
+    let r = demo(&bins, &docs, &pods, &logs, build);
+    if !matches!(r, Ok(true)) {
+        cleanup::keep(&logs);
+        println!("logs kept in {}", logs.display());
+    }
+    r
+}
+
+/// The demo proper, once the binaries exist and cleanup is armed.
+fn demo(
+    bins: &Bins,
+    docs: &[Value],
+    pods: &[cluster::Pod],
+    logs: &Path,
+    build: Duration,
+) -> Result<bool> {
+    let t_start = Instant::now();
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let t_setup = Instant::now();
 
     // Names unique to this run, so a second demo (or the CI test) beside it never collides.
     let tag = format!("vd{:x}", std::process::id());
     let tmp = std::env::temp_dir().join(format!("vpg-demo-{}", std::process::id()));
+    cleanup::dir(tmp.clone())?;
     std::fs::create_dir_all(tmp.join("manifests"))?;
-    cleanup::add_dir(tmp.clone());
-    // Logs outlive a failed run (removed after a successful one).
-    let logs = std::env::temp_dir().join(format!("vpg-demo-{}-logs", std::process::id()));
-    std::fs::create_dir_all(&logs)?;
 
     section("topology");
     // The underlay: a bridge in the "internet" namespace joins both uplinks; it is also their
@@ -357,7 +375,7 @@ fn run(t_start: Instant) -> Result<bool> {
 
     // The cluster as the API server holds it before any pod runs, then the agents.
     let cluster_file = tmp.join("manifests/cluster.json");
-    cluster::write_list(&cluster_file, &docs)?;
+    cluster::write_list(&cluster_file, docs)?;
     for n in &nodes {
         let d = n.dir.display();
         std::fs::write(
@@ -405,7 +423,7 @@ max_backoff_ms = 1000
     }
     for n in &nodes {
         let took = wait_for(&format!("vpg-agent on {} in sync", n.name), 30, || {
-            n.status_json(&bins)
+            n.status_json(bins)
                 .is_some_and(|s| s["state"] == "in-sync" && s["tunnels"] == 1)
         })?;
         timings.push((format!("agent {} start to in-sync", n.name), took));
@@ -447,7 +465,7 @@ max_backoff_ms = 1000
             ),
         ];
         let t = Instant::now();
-        let result = cni(&bins, "ADD", &env, &config)?;
+        let result = cni(bins, "ADD", &env, &config)?;
         let took = t.elapsed();
         let addr = result["ips"][0]["address"]
             .as_str()
@@ -470,7 +488,7 @@ max_backoff_ms = 1000
     }
 
     // The kubelet reports the addresses; the endpoints controller fills the service.
-    let full = cluster::with_pods(&docs, &ips);
+    let full = cluster::with_pods(docs, &ips);
     cluster::write_list(&cluster_file, &full)?;
     let t = Instant::now();
     for n in &nodes {
@@ -479,12 +497,12 @@ max_backoff_ms = 1000
             &format!("vpg-agent on {} to configure its pods", n.name),
             30,
             || {
-                n.status_json(&bins).is_some_and(|s| {
+                n.status_json(bins).is_some_and(|s| {
                     s["state"] == "in-sync" && s["pods"] == local && s["services"] == 1
                 })
             },
         )
-        .map_err(|e| e.context(n.diagnostics(&bins)))?;
+        .map_err(|e| e.context(n.diagnostics(bins)))?;
     }
     timings.push((
         "pod addresses and endpoints in the store to both nodes configured".into(),
@@ -493,23 +511,21 @@ max_backoff_ms = 1000
 
     // Servers: every pod answers on its container ports; the internet on port 80.
     let mut servers = Vec::new();
-    for p in &pods {
+    for p in pods {
         let key = format!("{}/{}", p.namespace, p.name);
         if !p.ports.is_empty() {
-            let c = traffic::start_server(&pod_ns[&key], &p.name, &p.ports)?;
-            cleanup::add_proc(&format!("server {key}"), c);
+            traffic::start_server(&format!("server {key}"), &pod_ns[&key], &p.name, &p.ports)?;
             servers.push(key);
         }
     }
-    let c = traffic::start_server(&inet, "internet", &[80])?;
-    cleanup::add_proc("server internet", c);
+    traffic::start_server("server internet", &inet, "internet", &[80])?;
     timings.push((
         "setup (namespaces to traffic-ready)".into(),
         t_setup.elapsed(),
     ));
 
     section("reachability matrix (real TCP connections and pings)");
-    let cells = cells(&pods, &ips, &pod_ns, &nodes)?;
+    let cells = cells(pods, &ips, &pod_ns, &nodes)?;
     let t = Instant::now();
     let outcomes = traffic::run_all(&cells);
     timings.push(("reachability matrix".into(), t.elapsed()));
@@ -525,37 +541,40 @@ max_backoff_ms = 1000
         .output()?;
     print!("{}", String::from_utf8_lossy(&render.stdout));
     section("n1: vpgctl show acl");
-    print!("{}", n1.vpgctl(&bins, &["show", "acl"]));
+    print!("{}", n1.vpgctl(bins, &["show", "acl"]));
     section("n1: vpgctl show nat44 sessions");
-    print!("{}", n1.vpgctl(&bins, &["show", "nat44", "sessions"]));
+    print!("{}", n1.vpgctl(bins, &["show", "nat44", "sessions"]));
     for n in &nodes {
         section(&format!("{}: vpgctl show vxlan tunnels", n.name));
-        print!("{}", n.vpgctl(&bins, &["show", "vxlan", "tunnels"]));
+        print!("{}", n.vpgctl(bins, &["show", "vxlan", "tunnels"]));
     }
     for n in &nodes {
         section(&format!("{}: vpg-agent status", n.name));
         print!(
             "{}",
-            n.status(&bins, false)
+            n.status(bins, false)
                 .unwrap_or_else(|| "(no answer)\n".into())
         );
     }
     if !ok {
         for n in &nodes {
             section(&format!("{}: diagnostics (a check failed)", n.name));
-            print!("{}", n.vpgctl(&bins, &["show", "fib"]));
-            print!("{}", n.diagnostics(&bins));
+            print!("{}", n.vpgctl(bins, &["show", "fib"]));
+            print!("{}", n.diagnostics(bins));
         }
     }
 
     // Tear down as a runtime would (CNI DEL), then everything else (the guard).
     let t = Instant::now();
     for (env, config) in &cni_dels {
-        if let Err(e) = cni(&bins, "DEL", env, config) {
+        if let Err(e) = cni(bins, "DEL", env, config) {
             eprintln!("CNI DEL: {e:#}");
         }
     }
-    drop(_guard);
+    if !ok {
+        cleanup::keep(logs);
+    }
+    cleanup::cleanup();
     timings.push(("CNI DEL of all pods and cleanup".into(), t.elapsed()));
 
     section("timings");
@@ -564,14 +583,14 @@ max_backoff_ms = 1000
     }
     println!(
         "{:<66} {:>8.1} s",
-        "demo so far",
+        "demo run (after the build check)",
         t_start.elapsed().as_secs_f64()
     );
-    if ok {
-        let _ = std::fs::remove_dir_all(&logs);
-    } else {
-        println!("logs kept in {}", logs.display());
-    }
+    println!(
+        "{:<66} {:>8.1} s",
+        "build check (cargo build of vpgd, vpg-agent, vpg-cni)",
+        build.as_secs_f64()
+    );
     section("result");
     println!(
         "{passed}/{} checks as expected: overall {}",
@@ -583,20 +602,15 @@ max_backoff_ms = 1000
 
 /// Runs vpg-cni as a runtime does; returns the result JSON (ADD) or null.
 fn cni(bins: &Bins, command: &str, env: &[(&str, String)], config: &Value) -> Result<Value> {
-    use std::io::Write;
-    let mut c = Command::new(&bins.cni)
-        .env("CNI_COMMAND", command)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running vpg-cni")?;
-    c.stdin
-        .take()
-        .context("vpg-cni stdin")?
-        .write_all(config.to_string().as_bytes())?;
-    let o = c.wait_with_output()?;
+    let o = cleanup::output(
+        Command::new(&bins.cni)
+            .env("CNI_COMMAND", command)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        config.to_string().as_bytes(),
+    )
+    .context("running vpg-cni")?;
     let out = String::from_utf8_lossy(&o.stdout);
     if !o.status.success() {
         bail!("vpg-cni {command}: {}", out.trim());

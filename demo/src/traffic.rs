@@ -46,23 +46,23 @@ for i in range(n):
     print(line, flush=True)
 "#;
 
-/// Starts the answering server in namespace `ns` and waits until it listens.
-pub fn start_server(ns: &str, name: &str, ports: &[u16]) -> Result<std::process::Child> {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns, "python3", "-c", SERVER, name])
-        .args(ports.iter().map(u16::to_string))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting python3 (scripts/setup.sh installs it)")?;
+/// Starts the answering server in namespace `ns` (registered for cleanup as `reg_name`) and
+/// waits until it listens.
+pub fn start_server(reg_name: &str, ns: &str, name: &str, ports: &[u16]) -> Result<()> {
+    let out = crate::cleanup::spawn(
+        reg_name,
+        Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", SERVER, name])
+            .args(ports.iter().map(u16::to_string))
+            .stdout(Stdio::piped()),
+    )
+    .context("starting python3 (scripts/setup.sh installs it)")?;
     let mut line = String::new();
-    let out = c.stdout.take().context("server stdout")?;
-    BufReader::new(out).read_line(&mut line)?;
+    BufReader::new(out.context("server stdout")?).read_line(&mut line)?;
     if line.trim() != "ready" {
-        let _ = c.kill();
-        let _ = c.wait();
-        bail!("the server in {ns} did not start");
+        bail!("the server {reg_name} did not start");
     }
-    Ok(c)
+    Ok(())
 }
 
 /// What a check does.
@@ -121,10 +121,13 @@ pub struct Outcome {
 pub fn run(cell: &Cell) -> Outcome {
     match &cell.probe {
         Probe::Ping { addr } => {
-            let o = Command::new("ip")
-                .args(["netns", "exec", &cell.netns, "ping", "-n", "-q", "-c", "3"])
-                .args(["-i", "0.2", "-W", "1", addr])
-                .output();
+            let o = crate::cleanup::output(
+                Command::new("ip")
+                    .args(["netns", "exec", &cell.netns, "ping", "-n", "-q", "-c", "3"])
+                    .args(["-i", "0.2", "-W", "1", addr])
+                    .stdout(Stdio::piped()),
+                b"",
+            );
             let got = o
                 .ok()
                 .and_then(|o| {

@@ -63,9 +63,14 @@ fn the_two_node_demo_passes_and_cleans_up() {
             .exists(),
         "temporary directory left behind"
     );
-    // The build of the binaries it drives is included when they were stale.
-    assert!(took < Duration::from_secs(120), "the demo took {took:?}");
-    eprintln!("demo run: {took:?}");
+    // The demo's own run, after building what it drives (the build is not the demo).
+    let run_s: f64 = out
+        .lines()
+        .find(|l| l.starts_with("demo run (after the build check)"))
+        .and_then(|l| l.split_whitespace().rev().nth(1)?.parse().ok())
+        .expect("the demo prints its run time");
+    assert!(run_s < 60.0, "the demo took {run_s} s");
+    eprintln!("demo run: {run_s} s ({took:?} with the build check)");
 }
 
 #[test]
@@ -80,11 +85,11 @@ fn an_interrupted_demo_cleans_up() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Interrupt it once its nodes exist (vpgd running in them).
+    // Interrupt it once its nodes exist (after it built what it drives: up to minutes cold).
     let t0 = Instant::now();
     while demo_namespaces(pid).len() < 3 {
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
+            t0.elapsed() < Duration::from_secs(600),
             "the demo built no namespaces"
         );
         std::thread::sleep(Duration::from_millis(20));
