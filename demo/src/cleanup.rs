@@ -97,14 +97,22 @@ pub fn keep(dir: &std::path::Path) {
     reg().dirs.retain(|d| d != dir);
 }
 
+/// Sends `sig` to `pid` (gone already is fine).
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
 /// SIGTERM to all, then up to 3 s for them to exit, then SIGKILL the rest; all are reaped.
 fn terminate(mut procs: Vec<(String, Child)>) {
     for (_, c) in procs.iter_mut() {
         // Already exited: nothing to signal (its pid may be reused once reaped).
         if matches!(c.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            signal(c.id(), rustix::process::Signal::TERM);
         }
     }
     let t0 = Instant::now();
@@ -132,10 +140,7 @@ pub fn cleanup() {
 
 fn clean(r: &mut Registry) {
     for pid in std::mem::take(&mut r.running) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
+        signal(pid, rustix::process::Signal::KILL);
     }
     terminate(std::mem::take(&mut r.procs));
     let netns = std::mem::take(&mut r.netns);
@@ -148,10 +153,9 @@ fn clean(r: &mut Registry) {
             .unwrap_or_default()
             .split_whitespace()
         {
-            let _ = Command::new("kill")
-                .args(["-KILL", pid])
-                .stderr(Stdio::null())
-                .status();
+            if let Ok(pid) = pid.parse() {
+                signal(pid, rustix::process::Signal::KILL);
+            }
         }
     }
     for ns in netns.iter().rev() {
