@@ -634,6 +634,12 @@ fn cells(
             .cloned()
             .ok_or_else(|| anyhow!("the checks need pod {k} in the manifests"))
     };
+    let ns_of = |k: &str| -> Result<String> {
+        pod_ns
+            .get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the checks need pod {k} in the manifests"))
+    };
     let node_of = |k: &str| {
         pods.iter()
             .find(|p| format!("{}/{}", p.namespace, p.name) == k)
@@ -648,7 +654,7 @@ fn cells(
             from: from.into(),
             to: format!("{to}:{port}"),
             path: path(from, to),
-            netns: pod_ns[from].clone(),
+            netns: ns_of(from)?,
             probe: Probe::Tcp {
                 addr: ip(to)?,
                 port,
@@ -679,7 +685,7 @@ fn cells(
             from: from.into(),
             to: to.into(),
             path: path(from, to),
-            netns: pod_ns[from].clone(),
+            netns: ns_of(from)?,
             probe: Probe::Ping { addr: ip(to)? },
             allow,
             peer: None,
@@ -693,7 +699,7 @@ fn cells(
         from: "shop/client-1".into(),
         to: "service shop/web 10.96.0.10:80".into(),
         path: "service",
-        netns: pod_ns["shop/client-1"].clone(),
+        netns: ns_of("shop/client-1")?,
         probe: Probe::Tcp {
             addr: "10.96.0.10".into(),
             port: 80,
@@ -709,7 +715,7 @@ fn cells(
             from: from.into(),
             to: format!("internet {INTERNET}:80"),
             path: "internet (SNAT)",
-            netns: pod_ns[from].clone(),
+            netns: ns_of(from)?,
             probe: Probe::Tcp {
                 addr: INTERNET.into(),
                 port: 80,
@@ -724,7 +730,7 @@ fn cells(
         from: "data/db-1".into(),
         to: format!("internet {INTERNET}:80"),
         path: "internet (SNAT)",
-        netns: pod_ns["data/db-1"].clone(),
+        netns: ns_of("data/db-1")?,
         probe: Probe::Tcp {
             addr: INTERNET.into(),
             port: 80,
