@@ -205,7 +205,7 @@ fn run(encap: bool, n: u32, o: &RunOptions) -> anyhow::Result<ScenarioReport> {
                     port: 4789,
                 };
                 let mut outer = [0u8; ENCAP_LEN];
-                TunnelData::new(&far, 0, None, false).write(
+                TunnelData::new(&far, 0).write(
                     &mut outer,
                     f.len() as u16,
                     49152 + rng.gen_range(0..16384),

@@ -164,6 +164,16 @@ impl Buffer {
             .unwrap_or(&[])
     }
 
+    /// The packet's first `N` bytes, when it has that many: a fixed-size view that a node
+    /// indexes without further bounds checks (and cheaper to get than [`Buffer::data`]).
+    #[inline(always)]
+    pub fn head<const N: usize>(&self) -> Option<&[u8; N]> {
+        if usize::from(self.hdr.current_length) < N {
+            return None;
+        }
+        self.bytes.get(self.start()..)?.first_chunk()
+    }
+
     /// The packet's valid bytes, mutably.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
@@ -573,6 +583,25 @@ mod tests {
         assert!(!b.advance(5), "beyond the packet");
         assert_eq!(b.data(), &[1, 2, 3, 4], "failed moves change nothing");
         assert!(!b.set_data(&[0; DATA_SIZE + 1]));
+    }
+
+    #[test]
+    fn head_is_the_start_of_data_or_none() {
+        let mut p = BufferPool::with_count(1, false).unwrap();
+        let b = p.get_mut(BufferIndex(0));
+        assert!(b.set_data(&[1, 2, 3, 4, 5]));
+        assert_eq!(b.head::<5>(), Some(&[1, 2, 3, 4, 5]));
+        assert_eq!(b.head::<2>(), Some(&[1, 2]));
+        assert_eq!(b.head::<6>(), None, "longer than the packet");
+        b.prepend(3).unwrap().fill(9);
+        assert_eq!(b.head::<4>(), Some(&[9, 9, 9, 1]));
+        assert_eq!(b.head::<0>(), Some(&[]));
+        // A header pointing past the data area (corrupt) gives None, not a panic.
+        b.hdr.current_data = i16::MAX;
+        b.hdr.current_length = u16::MAX;
+        assert_eq!(b.head::<4>(), None);
+        b.hdr.current_data = i16::MIN;
+        assert_eq!(b.head::<4>(), None);
     }
 
     #[test]

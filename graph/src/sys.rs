@@ -601,6 +601,51 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Bit `i` set when lane `i < N` of `w` (little-endian `i16`s) is greater than `k`; `N` is 8,
+/// 16, 24 or 32: `N / 8` SSE2 compares and one or two movemasks (a scalar loop on other
+/// targets). For searching sorted keys without branches: the lanes above `k` form a suffix, so
+/// the answer's trailing zeros count the keys `<= k` (no population count needed, which the
+/// baseline x86-64 target lacks).
+#[inline(always)]
+pub fn gt_mask_i16<const N: usize>(w: &[u8; 64], k: i16) -> u32 {
+    const { assert!(N == 8 || N == 16 || N == 24 || N == 32) };
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        use core::arch::x86_64::*;
+        let p = w.as_ptr() as *const __m128i;
+        // SAFETY: SSE2 is enabled (cfg above); the unaligned loads read `N / 8` of the four
+        // 16-byte blocks of `w`.
+        unsafe {
+            let kv = _mm_set1_epi16(k);
+            let a = _mm_cmpgt_epi16(_mm_loadu_si128(p), kv);
+            let b = if N > 8 {
+                _mm_cmpgt_epi16(_mm_loadu_si128(p.add(1)), kv)
+            } else {
+                _mm_setzero_si128()
+            };
+            let lo = _mm_movemask_epi8(_mm_packs_epi16(a, b)) as u32;
+            if N <= 16 {
+                return lo;
+            }
+            let c = _mm_cmpgt_epi16(_mm_loadu_si128(p.add(2)), kv);
+            let d = if N > 24 {
+                _mm_cmpgt_epi16(_mm_loadu_si128(p.add(3)), kv)
+            } else {
+                _mm_setzero_si128()
+            };
+            lo | (_mm_movemask_epi8(_mm_packs_epi16(c, d)) as u32) << 16
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        let mut m = 0u32;
+        for (i, x) in w.chunks_exact(2).take(N).enumerate() {
+            m |= u32::from(i16::from_le_bytes([x[0], x[1]]) > k) << i;
+        }
+        m
+    }
+}
+
 /// Pins the calling thread to one CPU. Errors are returned, not fatal: benches report them.
 pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
@@ -635,6 +680,37 @@ mod tests {
         assert!(a.mapped_bytes() >= 8 << 20);
         let small = LargeArray::<u64>::new(10, false).unwrap();
         assert_eq!(small.backing(), PageBacking::Small4K);
+    }
+
+    #[test]
+    fn gt_mask_matches_a_scalar_comparison() {
+        let mut w = [0u8; 64];
+        let mut x = 0x9e37_79b9u32;
+        let lane = |w: &[u8; 64], i: usize| i16::from_le_bytes([w[2 * i], w[2 * i + 1]]);
+        for _ in 0..200 {
+            for v in w.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *v = x as u8;
+            }
+            for k in [
+                i16::MIN,
+                -1,
+                0,
+                1,
+                i16::MAX,
+                lane(&w, 3),
+                lane(&w, 31),
+                x as i16,
+            ] {
+                let want = |n: usize| (0..n).fold(0u32, |m, i| m | u32::from(lane(&w, i) > k) << i);
+                assert_eq!(gt_mask_i16::<32>(&w, k), want(32), "{w:?} {k}");
+                assert_eq!(gt_mask_i16::<24>(&w, k), want(24), "{w:?} {k}");
+                assert_eq!(gt_mask_i16::<16>(&w, k), want(16), "{w:?} {k}");
+                assert_eq!(gt_mask_i16::<8>(&w, k), want(8), "{w:?} {k}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! IPv4 tables (its MAC, MTU, addresses, the far end's MAC as a point-to-point peer) and tells
 //! `interface-output` to send its packets to `vxlan4-encap` ([`VxlanControl::tx_nodes`]).
 
-use crate::tunnel::{decap_key, DecapTable, TunnelData, TunnelKey, VxlanTables, NO_TUNNEL};
+use crate::tunnel::{DecapEntry, DecapTable, TunnelData, TunnelKey, VxlanTables, NO_TUNNEL};
 use crate::{DECAP_NODE, ENCAP_NODE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -239,14 +239,7 @@ impl VxlanControl {
         let tunnels: Vec<TunnelData> = self
             .tunnels
             .iter()
-            .map(|(&sw_if, t)| {
-                TunnelData::new(
-                    &t.key,
-                    sw_if,
-                    t.remote_mac().map(|m| m.0),
-                    t.configured_mac.is_none(),
-                )
-            })
+            .map(|(&sw_if, t)| TunnelData::new(&t.key, sw_if))
             .collect();
         let max = self
             .tunnels
@@ -257,8 +250,16 @@ impl VxlanControl {
         for (i, &sw_if) in self.tunnels.keys().enumerate() {
             by_sw_if[sw_if as usize] = i as u32;
         }
-        let keys = self.tunnels.values().map(|t| decap_key(&t.key));
-        let decap = DecapTable::build(keys.zip(0u32..));
+        let entries: Vec<DecapEntry> = self
+            .tunnels
+            .iter()
+            .zip(0u32..)
+            .map(|((&sw_if, t), i)| {
+                let mac = t.remote_mac().map(|m| m.0).unwrap_or_default();
+                DecapEntry::new(&t.key, i, sw_if, mac, t.configured_mac.is_none())
+            })
+            .collect();
+        let decap = DecapTable::build(&entries);
         let vnis: BTreeSet<u32> = self.tunnels.values().map(|t| t.key.vni).collect();
         Arc::new(VxlanTables {
             tunnels,
@@ -361,13 +362,17 @@ mod tests {
         let t = c.tunnels();
         assert!(t[0].learned && !t[1].learned);
         let tables = c.tables();
-        assert!(tables.tunnels[0].learn && !tables.tunnels[1].learn);
-        assert_eq!(tables.tunnels[0].peer_mac, m2.0);
+        let entry = |k: &TunnelKey| {
+            let (a, b) = crate::tunnel::decap_key(k);
+            *tables.decap.get(a, b).expect("in the decap table")
+        };
+        let (e3, e4) = (entry(&key(2, 1)), entry(&key(3, 1)));
+        assert!(e3.learn && !e4.learn);
+        assert_eq!((e3.peer_mac, e4.peer_mac), (m2.0, m1.0));
+        assert_eq!((e3.tunnel, e3.sw_if, e4.tunnel, e4.sw_if), (0, 3, 1, 4));
         assert_eq!(tables.tunnel_of(4), 1);
         assert_eq!(tables.tunnel_of(2), NO_TUNNEL);
         assert_eq!(tables.tunnel_of(99), NO_TUNNEL);
-        let (a, b) = decap_key(&key(3, 1));
-        assert_eq!(tables.decap.get(a, b), 1);
         assert_eq!(tables.vnis, vec![1]);
     }
 }

@@ -20,9 +20,10 @@
 //! | `vxlan4-encap` | prepends the precomputed outer IPv4/UDP/VXLAN header, fixes lengths and the IPv4 checksum incrementally, UDP source port from a hash of the inner flow (49152–65535), UDP checksum zero | no-tunnel, no-headroom |
 //! | `vxlan4-decap` | checks the outer headers and the I flag, finds the tunnel (one-entry cache per vector), strips the outer headers, learns the far end's MAC | too-short, bad-udp-length, bad-flags, no-such-vni, no-such-tunnel, learn-queue-full |
 //!
-//! Tables: [`tunnel::VxlanTables`] (per tunnel a 64-byte record with the header template, the
-//! interface and the far end's MAC; interface → tunnel; an open-addressing hash of the decap
-//! keys), one immutable snapshot per configuration built by [`control::VxlanControl`].
+//! Tables: [`tunnel::VxlanTables`] (per tunnel a 64-byte record with the header template and
+//! the interface; interface → tunnel; a perfect hash from decap key to a 32-byte entry with
+//! what decapsulation needs), one immutable snapshot per configuration built by
+//! [`control::VxlanControl`].
 //!
 //! MTU: the tunnel interface's MTU (1450 on a 1500-byte underlay, [`tunnel::OVERHEAD`] less)
 //! is enforced by `ip4-rewrite` like any interface's, answering DF packets that do not fit with

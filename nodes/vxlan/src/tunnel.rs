@@ -95,8 +95,9 @@ pub fn src_port(hash: u32) -> u16 {
     SRC_PORT_MIN | (hash >> 18) as u16
 }
 
-/// One tunnel as the workers see it: the outer header template (lengths and source port zero,
-/// IPv4 checksum over the template) and what decapsulation needs. One cache line.
+/// One tunnel as `vxlan4-encap` sees it: the outer header template (lengths and source port
+/// zero, IPv4 checksum over the template). One cache line. (What decapsulation needs is in the
+/// tunnel's [`DecapEntry`].)
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 pub struct TunnelData {
@@ -104,15 +105,11 @@ pub struct TunnelData {
     pub header: [u8; ENCAP_LEN],
     /// The tunnel's interface.
     pub sw_if: u32,
-    /// The MAC now used for the far end (configured or learned; zero when unknown).
-    pub peer_mac: [u8; 6],
-    /// Learn the far end's MAC from decapsulated frames (none was configured).
-    pub learn: bool,
 }
 
 impl TunnelData {
     /// The template for `key` on interface `sw_if`.
-    pub fn new(key: &TunnelKey, sw_if: u32, peer_mac: Option<[u8; 6]>, learn: bool) -> Self {
+    pub fn new(key: &TunnelKey, sw_if: u32) -> Self {
         let mut h = [0u8; ENCAP_LEN];
         h[0] = 0x45;
         //= https://www.rfc-editor.org/rfc/rfc7348#section-4.3
@@ -135,12 +132,7 @@ impl TunnelData {
         //# VXLAN Network ID (VNI).
         h[28] = 0x08;
         h[32..35].copy_from_slice(&key.vni.to_be_bytes()[1..]);
-        Self {
-            header: h,
-            sw_if,
-            peer_mac: peer_mac.unwrap_or_default(),
-            learn,
-        }
+        Self { header: h, sw_if }
     }
 
     /// Writes the outer headers for an inner frame of `inner_len` bytes into `out`: the
@@ -163,88 +155,271 @@ impl TunnelData {
     }
 }
 
-/// A decap key as read from a packet: `a` = local (outer destination) << 32 | remote (outer
-/// source), `b` = VNI << 16 | UDP destination port.
+/// A decap key as read from a packet: `a` = the outer source (remote) and destination (local)
+/// addresses as one big-endian word (bytes 12..20 of the IPv4 header), `b` = VNI << 16 | UDP
+/// destination port (40 bits).
 #[inline(always)]
 pub fn decap_key(key: &TunnelKey) -> (u64, u64) {
     (
-        u64::from(u32::from(key.local)) << 32 | u64::from(u32::from(key.remote)),
+        u64::from(u32::from(key.remote)) << 32 | u64::from(u32::from(key.local)),
         u64::from(key.vni) << 16 | u64::from(key.port),
     )
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    a: u64,
-    b: u64,
-    tunnel: u32,
+/// One tunnel in the decap table: its key and everything `vxlan4-decap` needs of it, so the
+/// common case reads this one 32-byte slot (never split across cache lines) and not the
+/// tunnel's 64-byte record.
+#[repr(C, align(32))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecapEntry {
+    /// Key, first word (see [`decap_key`]).
+    pub a: u64,
+    /// Key, second word; `u64::MAX` (more than 40 bits, no packet has it) in an empty slot.
+    pub b: u64,
+    /// Tunnel index ([`NO_TUNNEL`] in an empty slot).
+    pub tunnel: u32,
+    /// The tunnel's interface.
+    pub sw_if: u32,
+    /// The far end's MAC now in use (zero when unknown).
+    pub peer_mac: [u8; 6],
+    /// Learn the far end's MAC from decapsulated frames (none was configured).
+    pub learn: bool,
 }
 
-const EMPTY: Slot = Slot {
+const _: () = assert!(std::mem::size_of::<DecapEntry>() == 32);
+
+impl DecapEntry {
+    /// The entry for tunnel `tunnel` (key `key`, interface `sw_if`).
+    pub fn new(key: &TunnelKey, tunnel: u32, sw_if: u32, peer_mac: [u8; 6], learn: bool) -> Self {
+        let (a, b) = decap_key(key);
+        Self {
+            a,
+            b,
+            tunnel,
+            sw_if,
+            peer_mac,
+            learn,
+        }
+    }
+
+    /// True when this entry's key is (`a`, `b`).
+    #[inline(always)]
+    pub fn is(&self, a: u64, b: u64) -> bool {
+        (self.a ^ a) | (self.b ^ b) == 0
+    }
+}
+
+const EMPTY: DecapEntry = DecapEntry {
     a: 0,
-    b: 0,
+    b: u64::MAX,
     tunnel: NO_TUNNEL,
+    sw_if: u32::MAX,
+    peer_mac: [0; 6],
+    learn: false,
 };
 
-/// Open-addressing hash table from a decap key to a tunnel index, at most half full, built on
-/// the control side: a lookup is one multiply and usually one slot.
+/// Keys per displacement bucket on average (CHD's λ).
+const KEYS_PER_BUCKET: usize = 4;
+/// Seeds tried (and table growths, every fourth seed) before keys go to the overflow list.
+const BUILD_ATTEMPTS: u32 = 16;
+/// Multipliers of the hash (odd, so multiplying is a bijection).
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xbf58_476d_1ce4_e5b9;
+const K3: u64 = 0xd6e8_feb8_6659_fd93;
+const K4: u64 = 0x94d0_49bb_1331_11eb;
+
+/// A perfect hash from decap key to tunnel, built on the control side (compress, hash and
+/// displace: Belazzougui, Botelho and Dietzfelbinger, 2009). The key's hash picks a bucket; the
+/// bucket's displacement, chosen when the table is built, sends each of its keys to a slot no
+/// other key uses. A lookup is three multiplies, one small load (the displacements: eight bytes
+/// per four tunnels, in L1) and exactly one slot, compared once: no probing, so no branch
+/// depends on where a key landed, and the slot index can be computed (and the slot
+/// prefetched) well before it is read. At most 80 % of the slots are used.
+///
+/// Keys the construction could not place (only possible when two keys' 64-bit hashes collide
+/// under every seed) go to a short overflow list read only when the slot does not match.
 #[derive(Clone, Debug)]
 pub struct DecapTable {
-    slots: Vec<Slot>,
-    shift: u32,
+    slots: Vec<DecapEntry>,
+    /// Per bucket, the displacement `d` as `d * K3` (the multiply done at build time).
+    disp: Vec<u64>,
+    seed: u64,
+    slot_shift: u32,
+    bucket_shift: u32,
+    overflow: Vec<DecapEntry>,
+}
+
+/// What a lookup reads of a [`DecapTable`], copied out so that a node's loop keeps it in
+/// registers (the compiler cannot tell that the packet stores of the loop leave the table alone).
+#[derive(Clone, Copy, Debug)]
+pub struct DecapLookup<'a> {
+    slots: &'a [DecapEntry],
+    disp: &'a [u64],
+    seed: u64,
+    slot_shift: u32,
+    bucket_shift: u32,
+}
+
+#[inline(always)]
+fn key_hash(seed: u64, a: u64, b: u64) -> u64 {
+    // `a` is mixed before the xor so that keys differing in a few bits of each word do not
+    // cancel out; the top bits of a product depend on every lower bit of its factors.
+    ((a ^ seed).wrapping_mul(K1) ^ b).wrapping_mul(K2)
+}
+
+#[inline(always)]
+fn slot_of(h: u64, disp: u64, shift: u32) -> usize {
+    ((h ^ disp).wrapping_mul(K4) >> shift) as usize
+}
+
+impl<'a> DecapLookup<'a> {
+    /// The slot where key (`a`, `b`) is, if anywhere but the overflow list.
+    #[inline(always)]
+    pub fn slot(&self, a: u64, b: u64) -> u32 {
+        let h = key_hash(self.seed, a, b);
+        let d = self
+            .disp
+            .get((h >> self.bucket_shift) as usize)
+            .copied()
+            .unwrap_or(0);
+        slot_of(h, d, self.slot_shift) as u32
+    }
+
+    /// Prefetches slot `s`.
+    #[inline(always)]
+    pub fn prefetch(&self, s: u32) {
+        vpg_graph::sys::prefetch(self.slots.as_ptr().wrapping_add(s as usize));
+    }
+
+    /// The entry in slot `s` (an empty one when out of range): it is key (`a`, `b`)'s when
+    /// [`DecapEntry::is`] says so, otherwise see [`DecapTable::overflow_get`].
+    #[inline(always)]
+    pub fn entry(&self, s: u32) -> &'a DecapEntry {
+        self.slots.get(s as usize).unwrap_or(&EMPTY)
+    }
 }
 
 impl Default for DecapTable {
     fn default() -> Self {
-        Self::build(std::iter::empty())
+        Self::build(&[])
     }
 }
 
 impl DecapTable {
-    #[inline(always)]
-    fn home(&self, a: u64, b: u64) -> usize {
-        ((a ^ b.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    /// A table holding `entries` (keys are unique: the control side refuses duplicates; a
+    /// duplicate here would be placed in the overflow list and never found by its second copy).
+    pub fn build(entries: &[DecapEntry]) -> Self {
+        let n = entries.len();
+        let base_bits = (n + n / 4).max(8).next_power_of_two().trailing_zeros();
+        let bucket_bits = (n / KEYS_PER_BUCKET)
+            .max(2)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut best: Option<Self> = None;
+        for attempt in 0..BUILD_ATTEMPTS {
+            let t = Self::try_build(
+                entries,
+                base_bits + attempt / 4,
+                bucket_bits,
+                u64::from(attempt).wrapping_mul(0x2545_f491_4f6c_dd1d),
+            );
+            if t.overflow.is_empty() {
+                return t;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| t.overflow.len() < b.overflow.len())
+            {
+                best = Some(t);
+            }
+        }
+        best.unwrap_or_else(|| Self::try_build(entries, base_bits, bucket_bits, 0))
     }
 
-    /// A table holding `entries` (keys are unique: the control side refuses duplicates).
-    pub fn build(entries: impl Iterator<Item = ((u64, u64), u32)> + Clone) -> Self {
-        let n = entries.clone().count();
-        let bits = (2 * n).max(16).next_power_of_two().trailing_zeros();
+    fn try_build(entries: &[DecapEntry], slot_bits: u32, bucket_bits: u32, seed: u64) -> Self {
         let mut t = Self {
-            slots: vec![EMPTY; 1 << bits],
-            shift: 64 - bits,
+            slots: vec![EMPTY; 1 << slot_bits],
+            disp: vec![0; 1 << bucket_bits],
+            seed,
+            slot_shift: 64 - slot_bits,
+            bucket_shift: 64 - bucket_bits,
+            overflow: Vec::new(),
         };
-        let mask = t.slots.len() - 1;
-        for ((a, b), tunnel) in entries {
-            let mut i = t.home(a, b);
-            while t.slots[i].tunnel != NO_TUNNEL {
-                i = (i + 1) & mask;
+        let mut buckets: Vec<Vec<(u64, &DecapEntry)>> = vec![Vec::new(); t.disp.len()];
+        for e in entries {
+            let h = key_hash(seed, e.a, e.b);
+            buckets[(h >> t.bucket_shift) as usize].push((h, e));
+        }
+        // Largest buckets first, while most slots are free (ties in bucket order: deterministic).
+        let mut order: Vec<usize> = (0..buckets.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(buckets[i].len()));
+        let mut used = vec![false; t.slots.len()];
+        let mut picked = Vec::with_capacity(KEYS_PER_BUCKET * 4);
+        for i in order {
+            let keys = &buckets[i];
+            if keys.is_empty() {
+                break;
             }
-            t.slots[i] = Slot { a, b, tunnel };
+            let found = (0..=u64::from(u16::MAX))
+                .map(|d| d.wrapping_mul(K3))
+                .find(|&d| {
+                    picked.clear();
+                    keys.iter().all(|&(h, _)| {
+                        let s = slot_of(h, d, t.slot_shift);
+                        let free = !used[s] && !picked.contains(&s);
+                        picked.push(s);
+                        free
+                    })
+                });
+            match found {
+                Some(d) => {
+                    t.disp[i] = d;
+                    for &(h, e) in keys {
+                        let s = slot_of(h, d, t.slot_shift);
+                        used[s] = true;
+                        t.slots[s] = *e;
+                    }
+                }
+                None => t.overflow.extend(keys.iter().map(|&(_, e)| *e)),
+            }
         }
         t
     }
 
-    /// Prefetches the slot where the lookup of (`a`, `b`) starts.
+    /// The lookup's view of the table.
     #[inline(always)]
-    pub fn prefetch(&self, a: u64, b: u64) {
-        if let Some(s) = self.slots.get(self.home(a, b)) {
-            vpg_graph::sys::prefetch(s as *const Slot);
+    pub fn lookup(&self) -> DecapLookup<'_> {
+        DecapLookup {
+            slots: &self.slots,
+            disp: &self.disp,
+            seed: self.seed,
+            slot_shift: self.slot_shift,
+            bucket_shift: self.bucket_shift,
         }
     }
 
-    /// The tunnel of key (`a`, `b`), or [`NO_TUNNEL`].
-    #[inline(always)]
-    pub fn get(&self, a: u64, b: u64) -> u32 {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(a, b);
-        loop {
-            let s = &self.slots[i];
-            if s.a == a && s.b == b || s.tunnel == NO_TUNNEL {
-                return s.tunnel;
-            }
-            i = (i + 1) & mask;
+    /// Key (`a`, `b`)'s entry from the overflow list (empty unless the build met a hash
+    /// collision it could not resolve).
+    #[inline]
+    pub fn overflow_get(&self, a: u64, b: u64) -> Option<&DecapEntry> {
+        self.overflow.iter().find(|e| e.is(a, b))
+    }
+
+    /// The entry of key (`a`, `b`).
+    #[inline]
+    pub fn get(&self, a: u64, b: u64) -> Option<&DecapEntry> {
+        let l = self.lookup();
+        let e = l.entry(l.slot(a, b));
+        if e.is(a, b) && e.tunnel != NO_TUNNEL {
+            Some(e)
+        } else {
+            self.overflow_get(a, b)
         }
+    }
+
+    /// Slots, and keys that ended in the overflow list (for tests and `memory` figures).
+    pub fn stats(&self) -> (usize, usize) {
+        (self.slots.len(), self.overflow.len())
     }
 }
 
@@ -286,18 +461,61 @@ mod tests {
         }
     }
 
+    fn entries(n: u32) -> Vec<DecapEntry> {
+        (0..n)
+            .map(|i| DecapEntry::new(&key(i), i, 100 + i, [2, 0, 0, 0, 0, i as u8], i % 2 == 0))
+            .collect()
+    }
+
     #[test]
     fn decap_table_finds_every_key_and_nothing_else() {
-        for n in [0u32, 1, 5, 1000] {
-            let keys: Vec<_> = (0..n).map(|i| decap_key(&key(i))).collect();
-            let t = DecapTable::build(keys.iter().copied().zip(0..));
-            for (i, (a, b)) in keys.iter().enumerate() {
-                assert_eq!(t.get(*a, *b), i as u32);
+        for n in [0u32, 1, 5, 1000, 20_000] {
+            let es = entries(n);
+            let t = DecapTable::build(&es);
+            let (slots, overflow) = t.stats();
+            assert_eq!(overflow, 0, "{n} keys placed");
+            assert!(slots >= n as usize + n as usize / 4 && slots <= 4 * n.max(8) as usize);
+            for e in &es {
+                assert_eq!(t.get(e.a, e.b), Some(e));
+                let l = t.lookup();
+                assert!(
+                    l.entry(l.slot(e.a, e.b)).is(e.a, e.b),
+                    "one slot, no probing"
+                );
             }
             let (a, b) = decap_key(&key(n + 1));
-            assert_eq!(t.get(a, b), NO_TUNNEL);
-            assert_eq!(t.get(a, b ^ 1), NO_TUNNEL);
+            assert_eq!(t.get(a, b), None);
+            assert_eq!(t.get(a, b ^ 1), None);
+            assert_eq!(
+                t.get(0, u64::MAX),
+                None,
+                "an empty slot's key finds nothing"
+            );
         }
+    }
+
+    #[test]
+    fn decap_table_survives_colliding_hashes() {
+        // Keys that differ only in bits a weak hash would cancel out (remote and VNI changed by
+        // the same bits) and a table with the same key twice: every key is still found.
+        let mut es = Vec::new();
+        for i in 0..64u32 {
+            let k = TunnelKey {
+                local: Ipv4Addr::new(10, 0, 0, 1),
+                remote: Ipv4Addr::from(0x0a00_0000 | i << 7),
+                vni: i << 7,
+                port: 4789,
+            };
+            es.push(DecapEntry::new(&k, i, i, [0; 6], true));
+        }
+        let t = DecapTable::build(&es);
+        for e in &es {
+            assert_eq!(t.get(e.a, e.b), Some(e));
+        }
+        let dup = vec![es[0], es[0]];
+        let t = DecapTable::build(&dup);
+        assert_eq!(t.stats().1, 2, "keys with one hash go to the overflow list");
+        assert_eq!(t.get(es[0].a, es[0].b), Some(&es[0]));
     }
 
     #[test]
@@ -308,7 +526,7 @@ mod tests {
             vni: 0x12_3456,
             port: 4789,
         };
-        let t = TunnelData::new(&k, 3, None, true);
+        let t = TunnelData::new(&k, 3);
         let mut out = [0u8; ENCAP_LEN];
         for len in [14u16, 64, 1464, 2000] {
             t.write(&mut out, len, 50000);
@@ -343,6 +561,33 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn decap_table_is_a_map(
+            keys in proptest::collection::btree_set((any::<u32>(), any::<u32>(), 0u32..1 << 24, 1u16..), 0..300),
+            probes in proptest::collection::vec((any::<u32>(), any::<u32>(), 0u32..1 << 24, 1u16..), 0..50),
+        ) {
+            let key = |&(l, r, vni, port): &(u32, u32, u32, u16)| TunnelKey {
+                local: Ipv4Addr::from(l),
+                remote: Ipv4Addr::from(r),
+                vni,
+                port,
+            };
+            let es: Vec<DecapEntry> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| DecapEntry::new(&key(k), i as u32, i as u32 + 7, [0; 6], false))
+                .collect();
+            let t = DecapTable::build(&es);
+            for e in &es {
+                prop_assert_eq!(t.get(e.a, e.b), Some(e));
+            }
+            for p in &probes {
+                let (a, b) = decap_key(&key(p));
+                let want = es.iter().find(|e| e.is(a, b));
+                prop_assert_eq!(t.get(a, b), want);
+            }
+        }
+
         #[test]
         fn flow_hash_depends_on_the_flow_only(
             src in any::<u32>(), dst in any::<u32>(), sport in any::<u16>(), dport in any::<u16>(),

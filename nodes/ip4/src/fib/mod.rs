@@ -5,9 +5,9 @@
 //! change, updates a lookup structure in place: a 65536-slot root indexed by the top 16 address
 //! bits whose slots hold either an adjacency or a reference to a block of cache lines, each
 //! listing the *runs* (address ranges with one result) of an equal part of that /16, searched
-//! with a branchless binary search; dense /16s get a 256-slot ply in between. A lookup reads
-//! one root slot and, for most destinations, one cache line; [`FibSnapshot::lookup_batch`]
-//! prefetches those lines a few dozen destinations ahead. [`Fib::snapshot`] hands the workers
+//! by comparing the key with all run starts at once (SSE2); dense /16s get a 256-slot ply in
+//! between. A lookup reads one root slot and, for most destinations, one cache line;
+//! [`FibSnapshot::lookup_batch`] prefetches those lines a few dozen destinations ahead. [`Fib::snapshot`] hands the workers
 //! an immutable [`FibSnapshot`] that shares the structure's pages through [`Arc`]s; later
 //! changes copy only the pages they touch. `docs/fib.md` explains the choice with
 //! measurements.
@@ -643,7 +643,10 @@ impl Fib {
 
     fn set_root(&mut self, c: usize, e: u32) {
         let t = Arc::make_mut(&mut self.t);
-        Arc::make_mut(&mut t.root[(c / ROOT_CHUNK) % ROOT_CHUNKS])[c % ROOT_CHUNK] = e;
+        let slot = &mut Arc::make_mut(&mut t.root[(c / ROOT_CHUNK) % ROOT_CHUNKS])[c % ROOT_CHUNK];
+        let was = *slot;
+        *slot = e;
+        t.refs = t.refs + (e >> 31) - (was >> 31);
     }
 
     fn set_ply(&mut self, idx: u32, slot: usize, e: u32) {

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use vpg_graph::sys::prefetch;
+use vpg_graph::sys::{gt_mask_i16, prefetch};
 
 /// Descriptor bit marking a reference (lines, ply or big adjacency) rather than a leaf.
 pub(super) const NODE: u32 = 1 << 31;
@@ -31,8 +31,7 @@ pub(super) const N8: u32 = 0;
 pub(super) const N16: u32 = 1;
 /// Lines with 32-bit leaf values.
 pub(super) const WIDE: u32 = 2;
-/// Ply or big adjacency, told apart by bit 28.
-pub(super) const OTHER: u32 = 3;
+// Kind 3 is a ply or a big adjacency, told apart by bit 28.
 /// Top nibble of a ply descriptor.
 const PLY_TAG: u32 = 0xe;
 /// Top nibble of a big-adjacency descriptor.
@@ -57,10 +56,11 @@ pub(super) const fn is_ply(e: u32) -> bool {
     e >> 28 == PLY_TAG
 }
 
-/// Whether `e` is a lines descriptor.
+/// Whether `e` is a lines descriptor: the top three bits are `1` and [`N8`], [`N16`] or
+/// [`WIDE`] (one compare).
 #[inline(always)]
 pub(super) const fn is_lines(e: u32) -> bool {
-    e & NODE != 0 && kind(e) != OTHER
+    (e >> KIND_SHIFT).wrapping_sub(4) < 3
 }
 
 /// A ply descriptor.
@@ -135,78 +135,82 @@ pub(super) const fn capacity(kind: u32) -> usize {
     }
 }
 
-/// One cache line listing the runs of a part of the address space, as 32 words.
+/// One cache line listing the runs of a part of the address space, as 64 bytes.
 ///
-/// Run `i` starts at `w[i]`: the low 16 address bits with the top bit flipped, so that
-/// comparing the words as `i16` orders them as addresses; sorted, `w[0]` is [`FIRST`]. Values:
-/// * [`N8`]: 21 runs, value `i` in byte `i` of `w[21..32]`;
-/// * [`N16`]: 16 runs, value `i` in `w[16 + i]`;
-/// * [`WIDE`]: 8 runs, value `i` in `w[16 + 2i] | w[17 + 2i] << 16`.
+/// Run `i` starts at the little-endian word at bytes `2i..2i + 2`: the low 16 address bits with
+/// the top bit flipped, so that comparing the words as `i16` orders them as addresses; sorted,
+/// the first is [`FIRST`]. Values:
+/// * [`N8`]: 21 runs, value `i` in byte `42 + i`;
+/// * [`N16`]: 16 runs, value `i` in the word at byte `32 + 2i`;
+/// * [`WIDE`]: 8 runs, value `i` in the 32-bit word at byte `32 + 4i`.
 ///
 /// Unused start slots hold [`PAD`] and their values repeat the last run's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub(super) struct Line {
-    w: [u16; 32],
-}
-
-/// The last `i < L` (`L` a power of two up to 32) with `w[i] <= k` as `i16`: a branchless
-/// binary search over the sorted starts (`w[0]` is `<=` every key), unrolled into `log2 L`
-/// compare-and-add steps that compile to `cmov`s (see [`Line::get`]). It beats counting the
-/// starts `<= k` with SSE2 compares, a movemask and a (software, no POPCNT in the baseline
-/// target) population count by 35% at 10k routes.
-#[inline(always)]
-fn rank<const L: usize>(w: &[u16; 32], k: i16) -> usize {
-    let mut i = 0usize;
-    let mut step = L / 2;
-    while step > 0 {
-        if (w[(i + step) & 31] as i16) <= k {
-            i += step;
-        }
-        step /= 2;
-    }
-    i
-}
-
-/// [`rank`] over 21 starts: a first step decides between the windows `0..16` and `5..21`,
-/// then four steps search the window.
-#[inline(always)]
-fn rank21(w: &[u16; 32], k: i16) -> usize {
-    let mut i = 0usize;
-    if (w[5] as i16) <= k {
-        i = 5;
-    }
-    let mut step = 8;
-    while step > 0 {
-        if (w[(i + step) & 31] as i16) <= k {
-            i += step;
-        }
-        step /= 2;
-    }
-    i
+    b: [u8; 64],
 }
 
 impl Line {
-    pub(super) const EMPTY: Line = Line { w: [PAD; 32] };
+    pub(super) const EMPTY: Line = Line {
+        b: {
+            let mut b = [0u8; 64];
+            let mut i = 0;
+            while i < 32 {
+                b[2 * i] = PAD as u8;
+                b[2 * i + 1] = (PAD >> 8) as u8;
+                i += 1;
+            }
+            b
+        },
+    };
+
+    /// The (biased) start of run `i`.
+    #[inline(always)]
+    fn start(&self, i: usize) -> u16 {
+        let o = (2 * i) & 62;
+        u16::from_le_bytes([self.b[o], self.b[o | 1]])
+    }
+
+    /// Value `i` of a line of `kind`.
+    #[inline(always)]
+    fn value(&self, kind: u32, i: usize) -> u32 {
+        match kind {
+            N8 => u32::from(self.b[(42 + i) & 63]),
+            N16 => {
+                let o = (32 + 2 * i) & 62;
+                u32::from(u16::from_le_bytes([self.b[o], self.b[o | 1]]))
+            }
+            _ => {
+                let o = (32 + 4 * i) & 60;
+                u32::from_le_bytes([self.b[o], self.b[o | 1], self.b[o | 2], self.b[o | 3]])
+            }
+        }
+    }
 
     /// The value of the run holding the address with low bits `key`, in a line of `kind`.
     ///
-    /// Deliberately out of line: LLVM's x86 cmov-conversion pass, which looks at loop bodies,
-    /// turns the search's `cmov`s into branches once this is inlined into the batch loop, and
-    /// those mispredict on every other step (measured: 2x slower at 1M routes). A call costs
-    /// far less.
-    #[inline(never)]
+    /// The starts are compared with the key all at once (SSE2, [`gt_mask_i16`]): those above
+    /// it form a suffix, so the run is the one before the first of them (the first start is
+    /// `<=` every key; the bit set above the starts stops the count there). No data-dependent
+    /// branch and no dependent load: the binary search this replaces took five dependent steps,
+    /// whose `cmov`s LLVM turned into mispredicted branches when inlined in a loop.
+    #[inline(always)]
     fn get(&self, kind: u32, key: u16) -> u32 {
         let k = (key ^ 0x8000) as i16;
         match kind {
             N8 => {
-                let r = rank21(&self.w, k);
-                u32::from(self.w[(21 + r / 2) & 31] >> (8 * (r & 1))) & 0xff
+                let m = gt_mask_i16::<24>(&self.b, k) | 1 << 21;
+                let r = (m.trailing_zeros() as usize).wrapping_sub(1);
+                u32::from(self.b[(42 + r) & 63])
             }
-            N16 => u32::from(self.w[(16 + rank::<16>(&self.w, k)) & 31]),
+            N16 => {
+                let m = gt_mask_i16::<16>(&self.b, k) | 1 << 16;
+                self.value(N16, (m.trailing_zeros() as usize).wrapping_sub(1))
+            }
             _ => {
-                let r = rank::<8>(&self.w, k);
-                u32::from(self.w[(16 + 2 * r) & 31]) | u32::from(self.w[(17 + 2 * r) & 31]) << 16
+                let m = gt_mask_i16::<8>(&self.b, k) | 1 << 8;
+                self.value(WIDE, (m.trailing_zeros() as usize).wrapping_sub(1))
             }
         }
     }
@@ -222,18 +226,11 @@ impl Line {
                 Some(&(s, v)) => ((s as u16) ^ 0x8000, v),
                 None => (PAD, last),
             };
-            l.w[i] = s;
+            l.b[2 * i..2 * i + 2].copy_from_slice(&s.to_le_bytes());
             match kind {
-                N8 => {
-                    let w = &mut l.w[21 + i / 2];
-                    let sh = 8 * (i & 1);
-                    *w = (*w & !(0xff << sh)) | (((v & 0xff) as u16) << sh);
-                }
-                N16 => l.w[16 + i] = v as u16,
-                _ => {
-                    l.w[16 + 2 * i] = v as u16;
-                    l.w[17 + 2 * i] = (v >> 16) as u16;
-                }
+                N8 => l.b[42 + i] = v as u8,
+                N16 => l.b[32 + 2 * i..34 + 2 * i].copy_from_slice(&(v as u16).to_le_bytes()),
+                _ => l.b[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_le_bytes()),
             }
         }
         l
@@ -241,13 +238,8 @@ impl Line {
 
     /// Run `i` (`< capacity(kind)`): its start (low 16 address bits; 0 for run 0) and value.
     pub(super) fn run(&self, kind: u32, i: usize) -> (u16, u32) {
-        let start = if i == 0 { 0 } else { self.w[i & 31] ^ 0x8000 };
-        let v = match kind {
-            N8 => u32::from(self.w[(21 + i / 2) & 31] >> (8 * (i & 1))) & 0xff,
-            N16 => u32::from(self.w[(16 + i) & 31]),
-            _ => u32::from(self.w[(16 + 2 * i) & 31]) | u32::from(self.w[(17 + 2 * i) & 31]) << 16,
-        };
-        (start, v)
+        let start = if i == 0 { 0 } else { self.start(i) ^ 0x8000 };
+        (start, self.value(kind, i))
     }
 }
 
@@ -273,6 +265,9 @@ pub(super) struct Tables {
     pub lines: Vec<Arc<LinePage>>,
     pub ply: Vec<Arc<PlyPage>>,
     pub big: Arc<Vec<u32>>,
+    /// Root slots holding a reference rather than a leaf (kept by `Fib::set_root`): picks the
+    /// batch lookup's shape, see [`Tables::lookup_block`].
+    pub refs: u32,
 }
 
 /// Batch size of the staged lookup (indices of pending lanes fit in a `u8`).
@@ -282,6 +277,75 @@ const BLOCK: usize = 256;
 /// pipeline, where the L3 is shared with packet data), and 256 — prefetching the whole batch
 /// before searching — is 2x slower because the miss buffers overflow and prefetches are dropped.
 const DISTANCE: usize = 64;
+
+/// Ring size of [`LineQueue`] (a power of two above [`DISTANCE`]).
+const RING: usize = 128;
+
+/// The lines a batch has prefetched and not yet searched: per entry the line, its kind and key
+/// (`kind << 16 | low 16 bits of the destination`) and the lane to answer.
+struct LineQueue<'a> {
+    line: [&'a Line; RING],
+    kk: [u32; RING],
+    lane: [u8; RING],
+    /// Entries pushed, entries searched.
+    head: usize,
+    tail: usize,
+}
+
+impl<'a> LineQueue<'a> {
+    #[inline(always)]
+    fn new() -> Self {
+        LineQueue {
+            line: [&EMPTY_LINE; RING],
+            kk: [0; RING],
+            lane: [0; RING],
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Queues lane `i` (destination `d`, lines descriptor `e`, scaled key `key`): finds and
+    /// prefetches its line, then searches the oldest entry if [`DISTANCE`] lines are in flight.
+    #[inline(always)]
+    fn push(&mut self, t: &'a Tables, e: u32, d: u32, key: u32, i: usize, out: &mut [u32; BLOCK]) {
+        let l = t.line(line_index(e, key));
+        prefetch(l);
+        let h = self.head & (RING - 1);
+        self.line[h] = l;
+        self.kk[h] = kind(e) << 16 | (d & 0xffff);
+        self.lane[h] = i as u8;
+        self.head += 1;
+        if self.head > self.tail + DISTANCE {
+            self.pop(t, out);
+        }
+    }
+
+    /// Searches the oldest entry.
+    #[inline(always)]
+    fn pop(&mut self, t: &Tables, out: &mut [u32; BLOCK]) {
+        let k = self.tail & (RING - 1);
+        out[self.lane[k] as usize] = t.search(self.line[k], self.kk[k]);
+        self.tail += 1;
+    }
+
+    /// Searches every entry left.
+    #[inline(always)]
+    fn drain(&mut self, t: &Tables, out: &mut [u32; BLOCK]) {
+        while self.tail < self.head {
+            self.pop(t, out);
+        }
+    }
+}
+
+/// Root slots referring further (of 65,536) from which the batch lookup takes its one-pass
+/// shape: 3/4 of them. Unicast space is 87 % of the /16s, and a table with longer routes in
+/// most of it sends most lanes to lines; below, lanes that stop at the root are common enough
+/// that the one-pass shape's branch on them costs more (a misprediction, ~15 clocks, for a
+/// quarter of the lanes) than the staged shape's extra dozen instructions per lane.
+pub(super) const DENSE_REFS: u32 = 65536 / 4 * 3;
+/// Lanes ahead whose root slot the one-pass lookup prefetches. Measured at 1M routes, FIB
+/// alone: 1.5–2 clocks per lookup saved.
+const ROOT_AHEAD: usize = 16;
 
 static EMPTY_LINE: Line = Line::EMPTY;
 static EMPTY_PLY: Ply = Ply::EMPTY;
@@ -294,6 +358,7 @@ impl Tables {
             lines: Vec::new(),
             ply: Vec::new(),
             big: Arc::new(Vec::new()),
+            refs: if leaf & NODE != 0 { 65536 } else { 0 },
         }
     }
 
@@ -309,6 +374,11 @@ impl Tables {
     #[inline(always)]
     pub(super) fn root_entry(&self, slot: usize) -> u32 {
         self.root[(slot / ROOT_CHUNK) % ROOT_CHUNKS][slot % ROOT_CHUNK]
+    }
+
+    #[inline(always)]
+    fn root_slot(&self, slot: usize) -> &u32 {
+        &self.root[(slot / ROOT_CHUNK) % ROOT_CHUNKS][slot % ROOT_CHUNK]
     }
 
     #[inline(always)]
@@ -334,24 +404,16 @@ impl Tables {
         self.big.get((e & IDX_MASK) as usize).copied().unwrap_or(0)
     }
 
-    /// The final value of the lines descriptor `e` for `dst`, whose line is `line`.
-    #[inline(always)]
-    fn search(&self, line: &Line, e: u32, dst: u32) -> u32 {
-        let v = line.get(kind(e), dst as u16);
-        if v & NODE == 0 {
-            v
-        } else {
-            self.big(v)
-        }
-    }
-
     /// The final value of a descriptor that is not a ply; `key` as for [`line_index`].
     #[inline(always)]
     fn resolve(&self, e: u32, dst: u32, key: u32) -> u32 {
         if e & NODE == 0 {
             e
         } else if is_lines(e) {
-            self.search(self.line(line_index(e, key)), e, dst)
+            self.search(
+                self.line(line_index(e, key)),
+                kind(e) << 16 | (dst & 0xffff),
+            )
         } else {
             self.big(e)
         }
@@ -368,12 +430,78 @@ impl Tables {
         self.resolve(e, dst, root_key(dst))
     }
 
-    /// Staged lookup of up to [`BLOCK`] destinations. Stage 1 reads every root slot; stage 2
-    /// turns each reference into its line (reading a ply slot for dense /16s) and prefetches
-    /// it; stage 3 searches the lines, which by then are in flight or in L1. Each stage only
-    /// handles the lanes still pending, so a table of short routes costs one pass.
+    /// Batched lookup of up to [`BLOCK`] destinations, in one of two shapes. When nearly every
+    /// /16 of the table refers to lines (large tables: at 1M random routes all but a few
+    /// hundred), almost every lane needs a line and one pass does it all
+    /// ([`Tables::lookup_block_dense`]); otherwise lanes that stop at the root and lanes that go
+    /// on are mixed, and a branch per lane on which it is would be mispredicted, so a first
+    /// stage sorts them without branches ([`Tables::lookup_block_staged`]). Either way, lines
+    /// are prefetched [`DISTANCE`] lanes before they are searched.
     #[inline]
     fn lookup_block(&self, dst: &[u32], out: &mut [u32]) {
+        if self.refs >= DENSE_REFS {
+            self.lookup_block_dense(dst, out);
+        } else {
+            self.lookup_block_staged(dst, out);
+        }
+    }
+
+    /// The one-pass shape: each lane reads its root slot (prefetched [`ROOT_AHEAD`] lanes
+    /// earlier: a large table's lines stream through the caches and evict root lines too); a
+    /// leaf is the answer; a block of lines gives the lane's line, which is prefetched and
+    /// queued, and the lane queued [`DISTANCE`] lines earlier is searched. Ply lanes prefetch
+    /// their ply slot and join the queue after the other lanes.
+    #[inline]
+    fn lookup_block_dense(&self, dst: &[u32], out: &mut [u32]) {
+        let n = dst.len().min(out.len()).min(BLOCK);
+        let (dst, out) = (&dst[..n], &mut out[..n]);
+        // Results by lane, in a full-size array: indexing it with a lane number (a `u8`)
+        // needs no bounds check.
+        let mut res = [0u32; BLOCK];
+        let mut q = LineQueue::new();
+        let mut plies = [0u8; BLOCK];
+        let mut np = 0usize;
+        for (i, &d) in dst.iter().enumerate() {
+            if let Some(&a) = dst.get(i + ROOT_AHEAD) {
+                prefetch(self.root_slot((a >> 16) as usize));
+            }
+            let i = i & (BLOCK - 1);
+            let e = self.root_entry((d >> 16) as usize);
+            if e & NODE == 0 {
+                res[i] = e;
+            } else if is_lines(e) {
+                q.push(self, e, d, root_key(d), i, &mut res);
+            } else if is_ply(e) {
+                prefetch(&self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize]);
+                res[i] = e;
+                plies[np & (BLOCK - 1)] = i as u8;
+                np += 1;
+            } else {
+                res[i] = self.big(e);
+            }
+        }
+        for &i in &plies[..np.min(BLOCK)] {
+            let i = i as usize;
+            let d = dst.get(i).copied().unwrap_or(0);
+            let e = self.ply(res[i] & IDX_MASK).e[((d >> 8) & 0xff) as usize];
+            if is_lines(e) {
+                q.push(self, e, d, ply_key(d), i, &mut res);
+            } else {
+                res[i] = self.resolve(e, d, ply_key(d));
+            }
+        }
+        q.drain(self, &mut res);
+        out.copy_from_slice(&res[..n]);
+    }
+
+    /// Staged lookup of up to [`BLOCK`] destinations. Stage 1 reads every root slot, without a
+    /// branch on what it finds (a table that mixes leaves and lines would mispredict it), and
+    /// keeps the lanes that point further; it also starts the ply slot reads of dense /16s.
+    /// Stage 2 turns each such lane's reference into its line (through the ply slot for dense
+    /// /16s), prefetches the line and queues it, and searches the lane queued [`DISTANCE`]
+    /// lines earlier, whose line has arrived meanwhile. A table of short routes costs stage 1.
+    #[inline]
+    fn lookup_block_staged(&self, dst: &[u32], out: &mut [u32]) {
         let n = dst.len().min(out.len()).min(BLOCK);
         let (dst, out) = (&dst[..n], &mut out[..n]);
         let mut pending = [0u8; BLOCK];
@@ -386,53 +514,45 @@ impl Tables {
                 prefetch(&self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize]);
             }
             *o = e;
-            pending[np] = i as u8;
+            pending[np & (BLOCK - 1)] = i as u8;
             np += (e >> 31) as usize;
         }
         if np == 0 {
             return;
         }
-        // Stages 2 and 3, software-pipelined: lane `pending[j]` gets its line computed and
-        // prefetched while the lane DISTANCE line-lanes earlier is searched, so that about
-        // DISTANCE lines are in flight (many more would overflow the miss buffers).
-        let mut line: [&Line; BLOCK] = [&EMPTY_LINE; BLOCK];
-        let mut nq = 0usize;
-        let mut t = 0usize;
-        for j in 0..np {
-            let i = pending[j] as usize;
-            if let (Some(&d), Some(o)) = (dst.get(i), out.get_mut(i)) {
-                let mut e = *o;
-                let mut key = root_key(d);
-                if is_ply(e) {
-                    e = self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize];
-                    key = ply_key(d);
-                }
-                if is_lines(e) {
-                    let l = self.line(line_index(e, key));
-                    prefetch(l);
-                    line[i] = l;
-                    *o = e;
-                    pending[nq] = i as u8;
-                    nq += 1;
-                } else {
-                    *o = self.resolve(e, d, key);
-                }
+        // Lane-indexed copies in full-size arrays: indexing them with a lane number (a `u8`)
+        // needs no bounds check.
+        let mut ds = [0u32; BLOCK];
+        let mut res = [0u32; BLOCK];
+        ds[..n].copy_from_slice(dst);
+        res[..n].copy_from_slice(out);
+        let mut q = LineQueue::new();
+        for &i in &pending[..np.min(BLOCK)] {
+            let i = i as usize;
+            let (d, mut e) = (ds[i], res[i]);
+            let mut key = root_key(d);
+            if is_ply(e) {
+                e = self.ply(e & IDX_MASK).e[((d >> 8) & 0xff) as usize];
+                key = ply_key(d);
             }
-            if nq > t + DISTANCE {
-                self.search_lane(pending[t], &line, dst, out);
-                t += 1;
+            if is_lines(e) {
+                q.push(self, e, d, key, i, &mut res);
+            } else {
+                res[i] = self.resolve(e, d, key);
             }
         }
-        for &i in pending.get(t..nq).unwrap_or(&[]) {
-            self.search_lane(i, &line, dst, out);
-        }
+        q.drain(self, &mut res);
+        out.copy_from_slice(&res[..n]);
     }
 
+    /// The final value for `kk` = kind << 16 | the destination's low 16 bits, in `line`.
     #[inline(always)]
-    fn search_lane(&self, i: u8, line: &[&Line; BLOCK], dst: &[u32], out: &mut [u32]) {
-        let i = i as usize;
-        if let (Some(&d), Some(o)) = (dst.get(i), out.get_mut(i)) {
-            *o = self.search(line[i], *o, d);
+    fn search(&self, line: &Line, kk: u32) -> u32 {
+        let v = line.get(kk >> 16, kk as u16);
+        if v & NODE == 0 {
+            v
+        } else {
+            self.big(v)
         }
     }
 
@@ -440,6 +560,79 @@ impl Tables {
     pub(super) fn lookup_batch(&self, dst: &[u32], out: &mut [u32]) {
         for (d, o) in dst.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
             self.lookup_block(d, o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The value of the last run starting at or before `key` (the reference search).
+    fn naive(runs: &[(u32, u32)], key: u16) -> u32 {
+        runs.iter()
+            .rev()
+            .find(|r| r.0 as u16 <= key)
+            .map_or(runs[0].1, |r| r.1)
+    }
+
+    fn check(kind: u32, starts: &std::collections::BTreeSet<u16>, vals: &[u32]) {
+        let mut runs: Vec<(u32, u32)> = std::iter::once(0)
+            .chain(starts.iter().copied().filter(|&s| s != 0))
+            .take(capacity(kind))
+            .zip(vals.iter().cycle())
+            .map(|(s, &v)| (u32::from(s), v))
+            .collect();
+        runs.dedup_by_key(|r| r.0);
+        let line = Line::new(kind, &runs);
+        for (i, r) in runs.iter().enumerate() {
+            assert_eq!(line.run(kind, i), (r.0 as u16, r.1));
+        }
+        let mut keys = vec![0u16, 1, 0x7fff, 0x8000, 0xfffe, 0xffff];
+        for r in &runs {
+            keys.extend([
+                r.0 as u16,
+                (r.0 as u16).wrapping_sub(1),
+                (r.0 as u16).wrapping_add(1),
+            ]);
+        }
+        for k in keys {
+            assert_eq!(
+                line.get(kind, k),
+                naive(&runs, k),
+                "kind {kind} key {k:#x} {runs:x?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// A line of every kind, filled up to its capacity or not, finds what a linear scan
+        /// of its runs finds, at and around every run start and at the ends.
+        #[test]
+        fn line_search_matches_a_linear_scan(
+            starts in proptest::collection::btree_set(any::<u16>(), 0..40),
+            v8 in proptest::collection::vec(0u32..256, 1..30),
+            v16 in proptest::collection::vec(0u32..65536, 1..30),
+            v32 in proptest::collection::vec(any::<u32>(), 1..30),
+        ) {
+            check(N8, &starts, &v8);
+            check(N16, &starts, &v16);
+            check(WIDE, &starts, &v32);
+        }
+    }
+
+    #[test]
+    fn full_lines_reach_their_last_run() {
+        for (kind, vals) in [(N8, 255u32), (N16, 65535), (WIDE, u32::MAX)] {
+            let runs: Vec<(u32, u32)> = (0..capacity(kind) as u32)
+                .map(|i| (i * 1000, vals - i))
+                .collect();
+            let line = Line::new(kind, &runs);
+            let last = runs[runs.len() - 1];
+            assert_eq!(line.get(kind, 0xffff), last.1);
+            assert_eq!(line.get(kind, last.0 as u16), last.1);
+            assert_eq!(line.get(kind, last.0 as u16 - 1), runs[runs.len() - 2].1);
         }
     }
 }

@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 
+use super::table;
 use super::testgen::{covered_destinations, random_routes};
 use super::*;
 
@@ -268,6 +269,130 @@ fn dense_slash_24_and_slash_16() {
         .map(|(n, v)| v.len() * (n + 1))
         .sum();
     assert_eq!(free as u32, fib.next_line);
+}
+
+#[test]
+fn one_batch_mixes_every_descriptor_kind() {
+    // In one block: leaves, big leaves, lines with 8-, 16- and 32-bit values (some of them big
+    // adjacencies), and a dense /16 whose ply slots hold lines and leaves, interleaved so that
+    // ply lanes join the line queue behind the others.
+    let mut fib = Fib::new(DROP);
+    let mut model = BTreeMap::new();
+    let mut add = |p: u32, l: u8, adj: AdjIndex| {
+        fib.insert(Ipv4Addr::from(p), l, adj).unwrap();
+        model.insert((p, l), adj);
+    };
+    add(d("9.0.0.0"), 8, 0x9000_0000);
+    for (net, base) in [
+        (d("20.0.0.0"), 1u32),
+        (d("30.0.0.0"), 300),
+        (d("40.0.0.0"), 70_000),
+    ] {
+        add(net, 16, base);
+        for j in 0..40u32 {
+            let adj = if base == 70_000 && j % 3 == 0 {
+                0x8000_0000 | j
+            } else {
+                base + j
+            };
+            add(net | j << 9, 24, adj);
+        }
+    }
+    add(d("10.1.0.0"), 16, 5);
+    for x in 0..256u32 {
+        add(d("10.1.7.0") | x, 32, 100 + x);
+    }
+    for b in 0..64u32 {
+        add(d("10.1.0.0") | b << 10, 22, 7 + b);
+    }
+    let fib = fib;
+    let mut addrs: Vec<u32> = Vec::new();
+    let mut x = 0x2545_f491u32;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let base = [
+            d("9.9.0.0"),
+            d("20.0.0.0"),
+            d("30.0.0.0"),
+            d("40.0.0.0"),
+            d("10.1.0.0"),
+        ];
+        addrs.push(base[(x % 5) as usize] | (x >> 8) & 0xffff);
+        addrs.push(d("10.1.7.0") | x & 0xff);
+    }
+    let snap = fib.snapshot();
+    for len in [1, 2, 63, 64, 65, 129, 256, 257, 600, addrs.len()] {
+        let mut out = vec![u32::MAX; len];
+        snap.lookup_batch(&addrs[..len], &mut out);
+        for (&dst, &got) in addrs.iter().zip(&out) {
+            assert_eq!(
+                got,
+                naive(&model, DROP, dst),
+                "{} in {len}",
+                Ipv4Addr::from(dst)
+            );
+        }
+    }
+}
+
+/// Root slots that refer further, counted.
+fn refs(fib: &Fib) -> u32 {
+    (0..65536)
+        .filter(|&c| fib.t.root_entry(c) & NODE != 0)
+        .count() as u32
+}
+
+#[test]
+fn dense_and_sparse_tables_take_both_batch_shapes() {
+    // A /17 in the upper half of every /16: every root slot refers to a line, so batches take
+    // the one-pass shape; then most are removed and batches take the staged shape.
+    let mut fib = Fib::new(DROP);
+    let want = |dst: u32, present: &dyn Fn(u32) -> bool| {
+        let h = dst >> 16;
+        if dst & 0x8000 != 0 && present(h) {
+            h + 1
+        } else {
+            DROP
+        }
+    };
+    for h in 0..65536u32 {
+        fib.insert(Ipv4Addr::from(h << 16 | 0x8000), 17, h + 1)
+            .unwrap();
+    }
+    assert_eq!(refs(&fib), 65536);
+    assert_eq!(fib.t.refs, 65536);
+    assert!(fib.t.refs >= table::DENSE_REFS);
+    let mut x = 0x9e37_79b9u32;
+    let addrs: Vec<u32> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .chain([0, 0x7fff, 0x8000, 0xffff, u32::MAX])
+        .collect();
+    let check = |fib: &Fib, present: &dyn Fn(u32) -> bool| {
+        let snap = fib.snapshot();
+        let mut out = vec![u32::MAX; addrs.len()];
+        snap.lookup_batch(&addrs, &mut out);
+        for (&a, &got) in addrs.iter().zip(&out) {
+            assert_eq!(got, want(a, present), "{}", Ipv4Addr::from(a));
+            assert_eq!(snap.lookup(a), got);
+        }
+    };
+    check(&fib, &|_| true);
+    for h in (0..65536u32).filter(|h| h % 8 != 0) {
+        assert_eq!(
+            fib.remove(Ipv4Addr::from(h << 16 | 0x8000), 17),
+            Some(h + 1)
+        );
+    }
+    assert_eq!(fib.t.refs, refs(&fib));
+    assert_eq!(fib.t.refs, 8192);
+    check(&fib, &|h| h % 8 == 0);
 }
 
 #[test]
