@@ -431,10 +431,19 @@ impl DataPlane {
                     acl,
                     features,
                     ports,
+                    vxlan,
                     ..
                 } = s;
                 let layout = self.workers.layout().clone();
-                crate::acl::apply(acl, features, &layout, |i| ports.contains_key(&i), op)?;
+                // Tunnels are interfaces for ACLs too (the agent puts the node's global
+                // table on them, as on the uplink).
+                crate::acl::apply(
+                    acl,
+                    features,
+                    &layout,
+                    |i| ports.contains_key(&i) || vxlan.contains(i),
+                    op,
+                )?;
                 Ok(OpResult::Done)
             }
             Op::CreateVxlanTunnel {

@@ -53,6 +53,9 @@ pub(crate) fn delete_tunnel(
 ) -> Result<OpResult, DpError> {
     s.vxlan.del_tunnel(sw_if)?;
     s.ip4.del_interface(sw_if)?;
+    // Its ACL lists and NAT44 role go with it, as a port's do.
+    s.acl.del_interface(sw_if);
+    s.nat.del_interface(sw_if);
     for arc in ArcId::ALL {
         for p in 0..layout.features(arc).len() {
             s.features.disable(arc, sw_if, p as u8);

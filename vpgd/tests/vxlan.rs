@@ -191,3 +191,28 @@ fn the_api_creates_dumps_and_refuses_tunnels() {
     assert_eq!(call(Request::DumpVxlanTunnels), vec![Reply::Done]);
     svc.with(|dp| dp.shutdown());
 }
+
+#[test]
+fn tunnels_take_acls_and_drop_them_when_deleted() {
+    use vpgd::acl::AclOp;
+    let mut dp = dataplane();
+    let permit: vpg_api::acl::AclRule = serde_json::from_str(r#"{"action": "permit"}"#).unwrap();
+    let acl = vpgd::acl::add_replace(7, "global".into(), &[permit]).unwrap();
+    let set = |input| {
+        Op::Acl(AclOp::SetInterface {
+            sw_if: 0,
+            input,
+            acls: vec![7],
+        })
+    };
+    // The agent's global table sits on the output of every tunnel, reflect on its input.
+    dp.apply(vec![create(42), Op::Acl(acl), set(true), set(false)])
+        .unwrap();
+    let lists = vpgd::acl::interfaces(&dp);
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0].sw_if, 0);
+    // Deleting the tunnel takes its lists along, so the ACL is free to delete.
+    dp.apply(vec![Op::DeleteInterface { sw_if: 0 }]).unwrap();
+    assert!(vpgd::acl::interfaces(&dp).is_empty());
+    dp.apply(vec![Op::Acl(AclOp::Delete(7))]).unwrap();
+}

@@ -1,0 +1,744 @@
+//! `vpg-demo`: a two-node cluster on one machine, built from network namespaces, checked on
+//! real traffic, and removed again (docs/demo.md).
+//!
+//! ```text
+//!  pods (netns) ═veth═ node n1 (netns: vpgd + vpg-agent) ─uplink─┐
+//!                                                                 ├─ br0 in "internet" (netns):
+//!  pods (netns) ═veth═ node n2 (netns: vpgd + vpg-agent) ─uplink─┘   192.168.100.254, 203.0.113.1
+//! ```
+//!
+//! Pods are created by `vpg-cni` exactly as a runtime runs it; each agent reflects the cluster
+//! from the same manifest directory into its own embedded store; the demo then runs a
+//! reachability matrix (policies, the overlay, a service, SNAT), prints vpg's tables, and
+//! cleans up on every exit path. The exit status is non-zero when any expectation fails.
+
+mod cleanup;
+mod cluster;
+mod traffic;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use traffic::{Cell, Probe};
+
+/// A node of the demo: its name in the manifests, its addresses, and where its files are.
+struct Node {
+    name: String,
+    netns: String,
+    ip: String,
+    cidr: String,
+    dir: PathBuf,
+    /// The agent's log.
+    log: PathBuf,
+}
+
+/// The binaries the demo drives.
+struct Bins {
+    vpgd: PathBuf,
+    vpgctl: PathBuf,
+    agent: PathBuf,
+    cni: PathBuf,
+}
+
+const UNDERLAY_GW: &str = "192.168.100.254";
+const INTERNET: &str = "203.0.113.1";
+
+fn main() {
+    let t0 = Instant::now();
+    let code = match run() {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("vpg-demo: {e:#}");
+            2
+        }
+    };
+    // Every path out of `run` has cleaned up already (its guard); report and leave.
+    println!(
+        "\ntotal time {:.1} s (with the build check)",
+        t0.elapsed().as_secs_f64()
+    );
+    std::process::exit(code);
+}
+
+fn section(title: &str) {
+    println!("\n=== {title} ===");
+}
+
+/// Runs a command and returns its stdout, or an error with its stderr.
+fn sh(cmd: &str, args: &[&str]) -> Result<String> {
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd} (scripts/setup.sh installs the tools)"))?;
+    if !o.status.success() {
+        bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Finds vpgd, vpgctl, vpg-agent and vpg-cni beside this binary; under cargo (or when one is
+/// missing) builds them first with this binary's profile, so they are never stale.
+fn binaries() -> Result<Bins> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("binary directory")?.to_path_buf();
+    let bins = Bins {
+        vpgd: dir.join("vpgd"),
+        vpgctl: dir.join("vpgctl"),
+        agent: dir.join("vpg-agent"),
+        cni: dir.join("vpg-cni"),
+    };
+    let all = [&bins.vpgd, &bins.vpgctl, &bins.agent, &bins.cni];
+    let cargo = std::env::var("CARGO").ok();
+    if cargo.is_some() || all.iter().any(|b| !b.exists()) {
+        let mut c = Command::new(cargo.unwrap_or_else(|| "cargo".into()));
+        c.args([
+            "build",
+            "-q",
+            "-p",
+            "vpgd",
+            "-p",
+            "vpg-agent",
+            "-p",
+            "vpg-cni",
+        ]);
+        if dir.ends_with("release") {
+            c.arg("--release");
+        }
+        eprintln!("building vpgd, vpgctl, vpg-agent, vpg-cni ...");
+        let ok = c.status().map(|s| s.success()).unwrap_or(false);
+        if !ok || all.iter().any(|b| !b.exists()) {
+            bail!(
+                "cannot build vpgd, vpg-agent and vpg-cni next to {}",
+                exe.display()
+            );
+        }
+    }
+    Ok(bins)
+}
+
+/// Creates and registers a network namespace.
+fn netns(name: &str) -> Result<String> {
+    cleanup::netns(name).map_err(|e| anyhow!(e))?;
+    sh("ip", &["-n", name, "link", "set", "lo", "up"])?;
+    Ok(name.to_string())
+}
+
+/// `ip -n NS ...`
+fn ipn(ns: &str, args: &[&str]) -> Result<String> {
+    let mut a = vec!["-n", ns];
+    a.extend_from_slice(args);
+    sh("ip", &a)
+}
+
+/// Starts `prog` inside `ns` (`ip netns exec` replaces itself with it), stderr to `log`.
+fn spawn_in(name: &str, ns: &str, prog: &Path, args: &[&str], log: &Path) -> Result<()> {
+    cleanup::spawn(
+        name,
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(prog)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?),
+    )
+    .with_context(|| format!("starting {}", prog.display()))?;
+    Ok(())
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> Result<Duration> {
+    let t0 = Instant::now();
+    while !ok() {
+        if t0.elapsed() > Duration::from_secs(secs) {
+            bail!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(t0.elapsed())
+}
+
+impl Node {
+    fn vpgctl(&self, bins: &Bins, args: &[&str]) -> String {
+        let o = Command::new(&bins.vpgctl)
+            .arg("--socket")
+            .arg(self.dir.join("api.sock"))
+            .arg("--stats")
+            .arg(self.dir.join("stats"))
+            .args(args)
+            .output();
+        match o {
+            Ok(o) => {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn status(&self, bins: &Bins, json: bool) -> Option<String> {
+        let mut c = Command::new(&bins.agent);
+        c.args(["status", "--socket"])
+            .arg(self.dir.join("agent.sock"));
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// What to look at when the node does not do what was expected: the agent's state, notes
+    /// and exclusions, vpgd's error counters, the end of the agent's log.
+    fn diagnostics(&self, bins: &Bins) -> String {
+        let mut out = format!("--- node {}\n", self.name);
+        if let Some(s) = self.status_json(bins) {
+            out += &format!(
+                "agent: state {} pods {} services {} tunnels {} last error {}\nnotes: {}\nexcluded: {}\n",
+                s["state"], s["pods"], s["services"], s["tunnels"], s["last_error"], s["notes"], s["excluded"]
+            );
+        }
+        out += &self.vpgctl(bins, &["show", "errors"]);
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        out += "agent log (last lines):\n";
+        for l in tail.iter().rev() {
+            out += &format!("  {l}\n");
+        }
+        out
+    }
+
+    fn status_json(&self, bins: &Bins) -> Option<Value> {
+        serde_json::from_str(&self.status(bins, true)?).ok()
+    }
+}
+
+fn run() -> Result<bool> {
+    let manifests = std::env::args()
+        .skip_while(|a| a != "--manifests")
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo"));
+    let docs = cluster::load(&manifests)?;
+    let pods = cluster::pods(&docs)?;
+    if !rustix::process::geteuid().is_root() {
+        bail!("the demo needs root (network namespaces): sudo -E cargo run --release -p vpg-demo");
+    }
+    let t_build = Instant::now();
+    let bins = binaries()?;
+    let build = t_build.elapsed();
+    cleanup::on_signal_cleanup()?;
+    let _guard = cleanup::Guard;
+    // Logs outlive a failed run; removed after a passing or interrupted one.
+    let logs = std::env::temp_dir().join(format!("vpg-demo-{}-logs", std::process::id()));
+    cleanup::dir(logs.clone())?;
+    let r = demo(&bins, &docs, &pods, &logs, build);
+    if !matches!(r, Ok(true)) {
+        cleanup::keep(&logs);
+        println!("logs kept in {}", logs.display());
+    }
+    r
+}
+
+/// The demo proper, once the binaries exist and cleanup is armed.
+fn demo(
+    bins: &Bins,
+    docs: &[Value],
+    pods: &[cluster::Pod],
+    logs: &Path,
+    build: Duration,
+) -> Result<bool> {
+    let t_start = Instant::now();
+    let mut timings: Vec<(String, Duration)> = Vec::new();
+    let t_setup = Instant::now();
+
+    // Names unique to this run, so a second demo (or the CI test) beside it never collides.
+    let tag = format!("vd{:x}", std::process::id());
+    let tmp = std::env::temp_dir().join(format!("vpg-demo-{}", std::process::id()));
+    cleanup::dir(tmp.clone())?;
+    std::fs::create_dir_all(tmp.join("manifests"))?;
+
+    section("topology");
+    // The underlay: a bridge in the "internet" namespace joins both uplinks; it is also their
+    // default gateway, and the internet server lives behind it.
+    let inet = netns(&format!("{tag}-internet"))?;
+    ipn(&inet, &["link", "add", "br0", "type", "bridge"])?;
+    ipn(
+        &inet,
+        &["addr", "add", &format!("{UNDERLAY_GW}/24"), "dev", "br0"],
+    )?;
+    ipn(&inet, &["link", "set", "br0", "up"])?;
+    ipn(
+        &inet,
+        &["addr", "add", &format!("{INTERNET}/32"), "dev", "lo"],
+    )?;
+    let mut nodes = Vec::new();
+    for (k, name) in ["n1", "n2"].into_iter().enumerate() {
+        let node_doc = docs
+            .iter()
+            .find(|d| d["kind"] == "Node" && d["metadata"]["name"] == name)
+            .ok_or_else(|| anyhow!("no Node {name} in the manifests"))?;
+        let ip = node_doc["status"]["addresses"][0]["address"]
+            .as_str()
+            .context("Node internal IP")?
+            .to_string();
+        let cidr = node_doc["spec"]["podCIDR"]
+            .as_str()
+            .context("Node podCIDR")?
+            .to_string();
+        let ns = netns(&format!("{tag}-{name}"))?;
+        let port = format!("port{}", k + 1);
+        ipn(
+            &inet,
+            &[
+                "link", "add", &port, "type", "veth", "peer", "name", "uplink", "netns", &ns,
+            ],
+        )?;
+        ipn(&inet, &["link", "set", &port, "master", "br0", "up"])?;
+        ipn(&ns, &["link", "set", "uplink", "up"])?;
+        // vpg's buffers hold one frame: the kernel sides must not send super-frames.
+        sh(
+            "ip",
+            &[
+                "netns", "exec", &inet, "ethtool", "-K", &port, "tso", "off", "gso", "off",
+            ],
+        )?;
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=0",
+            ],
+        )?;
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(dir.join("cni"))?;
+        nodes.push(Node {
+            name: name.to_string(),
+            netns: ns,
+            ip,
+            cidr,
+            dir,
+            log: logs.join(format!("agent-{name}.log")),
+        });
+    }
+    sh(
+        "ip",
+        &[
+            "netns", "exec", &inet, "ethtool", "-K", "br0", "tso", "off", "gso", "off",
+        ],
+    )?;
+    for n in &nodes {
+        println!(
+            "node {}: netns {}, uplink {}/24 (gateway {UNDERLAY_GW}), pod CIDR {}",
+            n.name, n.netns, n.ip, n.cidr
+        );
+    }
+    println!("internet: netns {inet}, bridge br0 {UNDERLAY_GW}/24, server {INTERNET}");
+
+    // vpgd on each node.
+    for n in &nodes {
+        let d = n.dir.display();
+        std::fs::write(
+            n.dir.join("vpgd.toml"),
+            format!(
+                "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n"
+            ),
+        )?;
+        let cfg = n.dir.join("vpgd.toml");
+        spawn_in(
+            &format!("vpgd {}", n.name),
+            &n.netns,
+            &bins.vpgd,
+            &["--config", &cfg.to_string_lossy()],
+            &logs.join(format!("vpgd-{}.log", n.name)),
+        )?;
+    }
+    for n in &nodes {
+        wait_for(&format!("vpgd on {}", n.name), 20, || {
+            n.dir.join("api.sock").exists()
+        })?;
+    }
+
+    // The cluster as the API server holds it before any pod runs, then the agents.
+    let cluster_file = tmp.join("manifests/cluster.json");
+    cluster::write_list(&cluster_file, docs)?;
+    for n in &nodes {
+        let d = n.dir.display();
+        std::fs::write(
+            n.dir.join("node.toml"),
+            format!(
+                r#"node = "{name}"
+vpgd_socket = "{d}/api.sock"
+cni_data_dir = "{d}/cni"
+status_socket = "{d}/agent.sock"
+[uplink]
+host_if = "uplink"
+name = "up0"
+address = "{ip}/24"
+gateway = "{UNDERLAY_GW}"
+[pods]
+cidr = "{cidr}"
+[cluster]
+networks = ["10.1.0.0/16", "10.96.0.0/12"]
+[overlay]
+vni = 10
+[store]
+embedded = "{d}/agent.redb"
+manifests = "{m}"
+scan_interval_ms = 100
+[timing]
+debounce_ms = 50
+pod_poll_ms = 100
+probe_ms = 200
+max_backoff_ms = 1000
+"#,
+                name = n.name,
+                ip = n.ip,
+                cidr = n.cidr,
+                m = tmp.join("manifests").display(),
+            ),
+        )?;
+        let cfg = n.dir.join("node.toml");
+        spawn_in(
+            &format!("vpg-agent {}", n.name),
+            &n.netns,
+            &bins.agent,
+            &["run", "--config", &cfg.to_string_lossy()],
+            &logs.join(format!("agent-{}.log", n.name)),
+        )?;
+    }
+    for n in &nodes {
+        let took = wait_for(&format!("vpg-agent on {} in sync", n.name), 30, || {
+            n.status_json(bins)
+                .is_some_and(|s| s["state"] == "in-sync" && s["tunnels"] == 1)
+        })?;
+        timings.push((format!("agent {} start to in-sync", n.name), took));
+    }
+    println!("vpgd and vpg-agent running on n1 and n2 (each agent reflects {} into its own embedded store)",
+        tmp.join("manifests").display());
+
+    // Pods, through vpg-cni as the runtime runs it.
+    section("pods (CNI ADD through vpg-cni)");
+    let mut ips = BTreeMap::new();
+    let mut pod_ns = BTreeMap::new();
+    let mut cni_dels = Vec::new();
+    for (k, p) in pods.iter().enumerate() {
+        let node = nodes
+            .iter()
+            .find(|n| n.name == p.node)
+            .ok_or_else(|| anyhow!("pod {}/{}: no node {}", p.namespace, p.name, p.node))?;
+        let ns = netns(&format!("{tag}-pod{k}"))?;
+        let container = format!("{tag}c{k}");
+        let config = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "vpg", "type": "vpg-cni",
+            "podCIDR": node.cidr, "dataDir": node.dir.join("cni"),
+            "hostNetns": format!("/var/run/netns/{}", node.netns),
+        });
+        let env = [
+            ("CNI_CONTAINERID", container.clone()),
+            ("CNI_NETNS", format!("/var/run/netns/{ns}")),
+            ("CNI_IFNAME", "eth0".to_string()),
+            (
+                "CNI_PATH",
+                bins.cni.parent().unwrap_or(Path::new("/")).display().to_string(),
+            ),
+            (
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container}",
+                    p.namespace, p.name
+                ),
+            ),
+        ];
+        let t = Instant::now();
+        let result = cni(bins, "ADD", &env, &config)?;
+        let took = t.elapsed();
+        let addr = result["ips"][0]["address"]
+            .as_str()
+            .context("CNI result without an address")?;
+        let ip = addr.split('/').next().unwrap_or(addr).to_string();
+        let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<16} on {}  {:<10} {:<10} host if {}  ADD {} ms",
+            format!("{}/{}", p.namespace, p.name),
+            p.node,
+            ip,
+            labels.join(","),
+            result["interfaces"][0]["name"].as_str().unwrap_or("?"),
+            took.as_millis()
+        );
+        timings.push((format!("CNI ADD {}/{}", p.namespace, p.name), took));
+        ips.insert(format!("{}/{}", p.namespace, p.name), ip);
+        pod_ns.insert(format!("{}/{}", p.namespace, p.name), ns);
+        cni_dels.push((env, config));
+    }
+
+    // The kubelet reports the addresses; the endpoints controller fills the service.
+    let full = cluster::with_pods(docs, &ips);
+    cluster::write_list(&cluster_file, &full)?;
+    let t = Instant::now();
+    for n in &nodes {
+        let local = pods.iter().filter(|p| p.node == n.name).count();
+        wait_for(
+            &format!("vpg-agent on {} to configure its pods", n.name),
+            30,
+            || {
+                n.status_json(bins).is_some_and(|s| {
+                    s["state"] == "in-sync" && s["pods"] == local && s["services"] == 1
+                })
+            },
+        )
+        .map_err(|e| e.context(n.diagnostics(bins)))?;
+    }
+    timings.push((
+        "pod addresses and endpoints in the store to both nodes configured".into(),
+        t.elapsed(),
+    ));
+
+    // Servers: every pod answers on its container ports; the internet on port 80.
+    let mut servers = Vec::new();
+    for p in pods {
+        let key = format!("{}/{}", p.namespace, p.name);
+        if !p.ports.is_empty() {
+            traffic::start_server(&format!("server {key}"), &pod_ns[&key], &p.name, &p.ports)?;
+            servers.push(key);
+        }
+    }
+    traffic::start_server("server internet", &inet, "internet", &[80])?;
+    timings.push((
+        "setup (namespaces to traffic-ready)".into(),
+        t_setup.elapsed(),
+    ));
+
+    section("reachability matrix (real TCP connections and pings)");
+    let cells = cells(pods, &ips, &pod_ns, &nodes)?;
+    let t = Instant::now();
+    let outcomes = traffic::run_all(&cells);
+    timings.push(("reachability matrix".into(), t.elapsed()));
+    print!("{}", traffic::matrix(&cells, &outcomes));
+    let passed = outcomes.iter().filter(|o| o.pass).count();
+    let ok = passed == cells.len();
+
+    let n1 = &nodes[0];
+    section("n1: vpg-agent render (NetworkPolicy tables for node n1)");
+    let render = Command::new(&bins.agent)
+        .args(["render", "--node", "n1", "--cluster"])
+        .arg(&cluster_file)
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&render.stdout));
+    section("n1: vpgctl show acl");
+    print!("{}", n1.vpgctl(bins, &["show", "acl"]));
+    section("n1: vpgctl show nat44 sessions");
+    print!("{}", n1.vpgctl(bins, &["show", "nat44", "sessions"]));
+    for n in &nodes {
+        section(&format!("{}: vpgctl show vxlan tunnels", n.name));
+        print!("{}", n.vpgctl(bins, &["show", "vxlan", "tunnels"]));
+    }
+    for n in &nodes {
+        section(&format!("{}: vpg-agent status", n.name));
+        print!(
+            "{}",
+            n.status(bins, false)
+                .unwrap_or_else(|| "(no answer)\n".into())
+        );
+    }
+    if !ok {
+        for n in &nodes {
+            section(&format!("{}: diagnostics (a check failed)", n.name));
+            print!("{}", n.vpgctl(bins, &["show", "fib"]));
+            print!("{}", n.diagnostics(bins));
+        }
+    }
+
+    // Tear down as a runtime would (CNI DEL), then everything else (the guard).
+    let t = Instant::now();
+    for (env, config) in &cni_dels {
+        if let Err(e) = cni(bins, "DEL", env, config) {
+            eprintln!("CNI DEL: {e:#}");
+        }
+    }
+    if !ok {
+        cleanup::keep(logs);
+    }
+    cleanup::cleanup();
+    timings.push(("CNI DEL of all pods and cleanup".into(), t.elapsed()));
+
+    section("timings");
+    for (what, d) in &timings {
+        println!("{:<66} {:>8.1} ms", what, d.as_secs_f64() * 1e3);
+    }
+    println!(
+        "{:<66} {:>8.1} s",
+        "demo run (after the build check)",
+        t_start.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<66} {:>8.1} s",
+        "build check (cargo build of vpgd, vpg-agent, vpg-cni)",
+        build.as_secs_f64()
+    );
+    section("result");
+    println!(
+        "{passed}/{} checks as expected: overall {}",
+        cells.len(),
+        if ok { "PASS" } else { "FAIL" }
+    );
+    Ok(ok)
+}
+
+/// Runs vpg-cni as a runtime does; returns the result JSON (ADD) or null.
+fn cni(bins: &Bins, command: &str, env: &[(&str, String)], config: &Value) -> Result<Value> {
+    let o = cleanup::output(
+        Command::new(&bins.cni)
+            .env("CNI_COMMAND", command)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        config.to_string().as_bytes(),
+    )
+    .context("running vpg-cni")?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    if !o.status.success() {
+        bail!("vpg-cni {command}: {}", out.trim());
+    }
+    if out.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_str(&out)?)
+}
+
+/// The checks: what the example policies allow and block, on one node and across, the service,
+/// and the internet through SNAT.
+fn cells(
+    pods: &[cluster::Pod],
+    ips: &BTreeMap<String, String>,
+    pod_ns: &BTreeMap<String, String>,
+    nodes: &[Node],
+) -> Result<Vec<Cell>> {
+    let ip = |k: &str| -> Result<String> {
+        ips.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the checks need pod {k} in the manifests"))
+    };
+    let ns_of = |k: &str| -> Result<String> {
+        pod_ns
+            .get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the checks need pod {k} in the manifests"))
+    };
+    let node_of = |k: &str| {
+        pods.iter()
+            .find(|p| format!("{}/{}", p.namespace, p.name) == k)
+    };
+    let path = |a: &str, b: &str| match (node_of(a), node_of(b)) {
+        (Some(x), Some(y)) if x.node == y.node => "same node",
+        _ => "cross-node",
+    };
+    let mut cells = Vec::new();
+    let mut tcp = |from: &str, to: &str, port: u16, allow: bool| -> Result<()> {
+        cells.push(Cell {
+            from: from.into(),
+            to: format!("{to}:{port}"),
+            path: path(from, to),
+            netns: ns_of(from)?,
+            probe: Probe::Tcp {
+                addr: ip(to)?,
+                port,
+                count: 1,
+            },
+            allow,
+            peer: allow.then(|| ip(from)).transpose()?,
+            servers: if allow {
+                vec![to.split('/').nth(1).unwrap_or(to).to_string()]
+            } else {
+                vec![]
+            },
+        });
+        Ok(())
+    };
+    tcp("shop/client-1", "shop/web-1", 8080, true)?;
+    tcp("shop/client-1", "shop/web-2", 8080, true)?;
+    tcp("shop/client-2", "shop/web-1", 8080, true)?;
+    tcp("shop/web-1", "data/db-1", 5432, true)?;
+    tcp("shop/web-2", "data/db-1", 5432, true)?;
+    tcp("shop/client-1", "data/db-1", 5432, false)?;
+    tcp("shop/client-2", "data/db-1", 5432, false)?;
+    tcp("data/db-1", "data/db-2", 5432, false)?;
+    tcp("data/db-2", "shop/web-2", 8080, false)?;
+    tcp("data/db-1", "shop/web-2", 8080, false)?;
+    let ping = |from: &str, to: &str, allow: bool| -> Result<Cell> {
+        Ok(Cell {
+            from: from.into(),
+            to: to.into(),
+            path: path(from, to),
+            netns: ns_of(from)?,
+            probe: Probe::Ping { addr: ip(to)? },
+            allow,
+            peer: None,
+            servers: vec![],
+        })
+    };
+    cells.push(ping("shop/client-1", "shop/client-2", true)?);
+    cells.push(ping("shop/client-2", "data/db-1", false)?);
+    // The service: both backends answer, and they see the client's own address.
+    cells.push(Cell {
+        from: "shop/client-1".into(),
+        to: "service shop/web 10.96.0.10:80".into(),
+        path: "service",
+        netns: ns_of("shop/client-1")?,
+        probe: Probe::Tcp {
+            addr: "10.96.0.10".into(),
+            port: 80,
+            count: 16,
+        },
+        allow: true,
+        peer: Some(ip("shop/client-1")?),
+        servers: vec!["web-1".into(), "web-2".into()],
+    });
+    // The internet: the server sees the client's node address (SNAT on the uplink).
+    for (from, node) in [("shop/client-1", &nodes[0]), ("shop/client-2", &nodes[1])] {
+        cells.push(Cell {
+            from: from.into(),
+            to: format!("internet {INTERNET}:80"),
+            path: "internet (SNAT)",
+            netns: ns_of(from)?,
+            probe: Probe::Tcp {
+                addr: INTERNET.into(),
+                port: 80,
+                count: 1,
+            },
+            allow: true,
+            peer: Some(node.ip.clone()),
+            servers: vec!["internet".into()],
+        });
+    }
+    cells.push(Cell {
+        from: "data/db-1".into(),
+        to: format!("internet {INTERNET}:80"),
+        path: "internet (SNAT)",
+        netns: ns_of("data/db-1")?,
+        probe: Probe::Tcp {
+            addr: INTERNET.into(),
+            port: 80,
+            count: 1,
+        },
+        allow: false,
+        peer: None,
+        servers: vec![],
+    });
+    Ok(cells)
+}
