@@ -9,7 +9,7 @@ use crate::flow::{self, Flow, ParseError, Shape};
 use crate::session::{Dir, Found, Kind, Refused, SessionTable};
 use crate::tables::Nat44Tables;
 use crate::translate::rewrite;
-use crate::{NatTrace, Outcome, EXPIRE_BUDGET, IN2OUT, PREFETCH_INDEX, PREFETCH_SESSION};
+use crate::{NatTrace, Outcome, EXPIRE_BUDGET, IN2OUT, PREFETCH_SESSION};
 use std::sync::Arc;
 use vpg_graph::{ArcId, ConfigSet, Ctx, Node, NodeRegistration, Vector, FRAME_SIZE};
 
@@ -91,13 +91,15 @@ impl Node for In2Out {
             cx.errors.count(In2OutError::Expired, n as u64);
         }
         let n = v.len;
-        // Pass 1: parse what came from inside; prefetch the index slots.
+        // Pass 1: parse what came from inside.
         let mut parsed = [Err(ParseError::TooShort); FRAME_SIZE];
         let mut cand = [false; FRAME_SIZE];
         let mut hashes = [0u64; FRAME_SIZE];
         for k in 0..n {
-            if k + 2 < n {
-                cx.buffers.prefetch(v.buffers[k + 2]);
+            // Pass 1 does little per packet: the packet it will parse must be asked for
+            // several packets ahead.
+            if k + 8 < n {
+                cx.buffers.prefetch(v.buffers[k + 8]);
             }
             let b = cx.buffers.get(v.buffers[k]);
             // A service's reply already has its source (the VIP): no SNAT on top.
@@ -110,20 +112,17 @@ impl Node for In2Out {
                 }
             }
         }
-        // Pass 2: translate, with the index slot of the packet PREFETCH_INDEX ahead and the
-        // session of the packet PREFETCH_SESSION ahead on their way (two dependent misses per
-        // packet; a few at a time, as the core has only so many line-fill buffers).
-        for &h in hashes[..n.min(PREFETCH_INDEX)].iter() {
-            st.prefetch_index(h);
+        // Pass 2: translate, with the session slot of the packet PREFETCH_SESSION ahead on its
+        // way (a forward hit reads that one line; a few at a time, as the core has only so many
+        // line-fill buffers).
+        for &h in hashes[..n.min(PREFETCH_SESSION)].iter() {
+            st.prefetch_forward(h);
         }
         let (mut hits, mut created, mut stale) = (0u64, 0u64, 0u64);
         let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         for k in 0..n {
-            if cand.get(k + PREFETCH_INDEX) == Some(&true) {
-                st.prefetch_index(hashes[k + PREFETCH_INDEX]);
-            }
             if cand.get(k + PREFETCH_SESSION) == Some(&true) {
-                st.prefetch_session(hashes[k + PREFETCH_SESSION]);
+                st.prefetch_forward(hashes[k + PREFETCH_SESSION]);
             }
             let b = cx.buffers.get_mut(v.buffers[k]);
             let sw_if = b.hdr.tx_if;
@@ -131,7 +130,8 @@ impl Node for In2Out {
             // The common case first: a session hit, translated with nothing else looked at.
             let mut found = Found::Miss;
             if let (true, Ok(p)) = (cand[k], &parsed[k]) {
-                found = st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
+                found =
+                    st.lookup::<false>((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
                 if let Found::Hit(s, d) = found {
                     let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
                     let len = b.data().len().saturating_sub(L3) as u32;

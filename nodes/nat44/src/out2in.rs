@@ -182,8 +182,10 @@ impl Node for Out2In {
         let mut cand = [false; FRAME_SIZE];
         let mut hashes = [0u64; FRAME_SIZE];
         for k in 0..n {
-            if k + 2 < n {
-                cx.buffers.prefetch(v.buffers[k + 2]);
+            // Pass 1 does little per packet: the packet it will parse must be asked for
+            // several packets ahead.
+            if k + 8 < n {
+                cx.buffers.prefetch(v.buffers[k + 8]);
             }
             let d = cx.buffers.get(v.buffers[k]).data();
             let Some((src, dst)) = addrs(d) else {
@@ -219,7 +221,7 @@ impl Node for Out2In {
             // The common case first: a session hit, translated with nothing else looked at.
             let mut found = Found::Miss;
             if let (true, Ok(p)) = (cand[k], &parsed[k]) {
-                found = st.lookup((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
+                found = st.lookup::<true>((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
                 if let Found::Hit(s, d) = found {
                     let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
                     let len = b.data().len() as u32;
