@@ -17,13 +17,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use vpg_io::netns::{self, NetNs};
+use common::Vpgd;
 
-const VPGD: &str = env!("CARGO_BIN_EXE_vpgd");
-const VPGCTL: &str = env!("CARGO_BIN_EXE_vpgctl");
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use vpg_io::netns::{self, NetNs};
 
 /// Key material (AES-128 key ‖ salt) of generation `g` for traffic from node `from` (1 or 2).
 fn key(g: u8, from: u8) -> String {
@@ -40,72 +39,7 @@ fn spi(g: u8, to: u8, w: u8) -> String {
     )
 }
 
-/// A vpgd process in its own namespace.
-struct Vpgd {
-    ns: NetNs,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
 impl Vpgd {
-    fn start(ns: NetNs, workers: u32, body: &str) -> Self {
-        let dir = std::env::temp_dir().join(netns::unique("vpgd-esp-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            "[workers]\ncount = {workers}\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n{body}",
-            d = dir.display()
-        );
-        std::fs::write(dir.join("vpgd.toml"), cfg).unwrap();
-        ns.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
-            .unwrap();
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
-            .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, VPGD, "--config"])
-            .arg(dir.join("vpgd.toml"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let sock = dir.join("api.sock");
-        let t0 = Instant::now();
-        while !sock.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "vpgd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            ns,
-            dir,
-            child: Some(child),
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VPGCTL)
-            .arg("--socket")
-            .arg(self.dir.join("api.sock"))
-            .arg("--stats")
-            .arg(self.dir.join("stats"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ctl_ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "vpgctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ctl_ok(&a)).unwrap()
-    }
-
     /// Adds an SA with its key in a file (keys stay off command lines).
     fn sa(&self, id: u32, spi: &str, dir: &str, key: &str, key_id: u8, worker: Option<u8>) {
         let f = self.dir.join(format!("key-{id}"));
@@ -137,15 +71,6 @@ impl Vpgd {
 
     fn summary(&self) -> serde_json::Value {
         self.json(&["show", "esp", "summary"])[0].clone()
-    }
-}
-
-impl Drop for Vpgd {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            common::terminate(c);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

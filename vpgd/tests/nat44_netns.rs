@@ -9,20 +9,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use vpg_io::netns::{self, NetNs};
+use common::Vpgd;
 
-const VPGD: &str = env!("CARGO_BIN_EXE_vpgd");
-const VPGCTL: &str = env!("CARGO_BIN_EXE_vpgctl");
+use std::process::{Child, Command, Stdio};
+use vpg_io::netns::{self, NetNs};
 
 struct Lab {
     pods: Vec<NetNs>,
     inet: NetNs,
-    _node: NetNs,
-    dir: PathBuf,
-    vpgd: Option<Child>,
+    vpgd: Vpgd,
 }
 
 impl Lab {
@@ -61,35 +56,11 @@ impl Lab {
             ns.exec(&["ethtool", "-K", dev, "tso", "off", "gso", "off"])
                 .unwrap();
         }
-        node.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
-            .unwrap();
-        let dir = std::env::temp_dir().join(netns::unique("vpgd-nat-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            "[workers]\ncount = {workers}\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n{ifaces}",
-            d = dir.display(),
-        );
-        std::fs::write(dir.join("vpgd.toml"), cfg).unwrap();
-        let mut lab = Lab {
+        let lab = Lab {
             pods,
             inet,
-            _node: node,
-            dir,
-            vpgd: None,
+            vpgd: Vpgd::start(node, workers as u32, &ifaces),
         };
-        let sock = lab.dir.join("api.sock");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab._node.name, VPGD, "--config"])
-            .arg(lab.dir.join("vpgd.toml"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        lab.vpgd = Some(child);
-        let t0 = Instant::now();
-        while !sock.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "vpgd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
         // The node: default route to the internet; SNAT on the uplink for the pods; the
         // cluster network never translated.
         for args in [
@@ -106,40 +77,16 @@ impl Lab {
         Some(lab)
     }
 
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VPGCTL)
-            .arg("--socket")
-            .arg(self.dir.join("api.sock"))
-            .arg("--stats")
-            .arg(self.dir.join("stats"))
-            .args(args)
-            .output()
-            .unwrap()
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        self.vpgd.ctl(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "vpgctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        self.vpgd.ctl_ok(args)
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(c) = self.vpgd.take() {
-            common::terminate(c);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.vpgd.json(args)
     }
 }
 

@@ -11,83 +11,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use common::Vpgd;
+
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vpg_io::netns::{self, NetNs};
 
-const VPGD: &str = env!("CARGO_BIN_EXE_vpgd");
-const VPGCTL: &str = env!("CARGO_BIN_EXE_vpgctl");
 const VNI: &str = "42";
 
-/// A vpgd process in its own namespace.
-struct Vpgd {
-    ns: NetNs,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
 impl Vpgd {
-    /// Starts vpgd in `ns` with `[[interface]]`/`[[vxlan_tunnel]]` sections `body`.
-    fn start(ns: NetNs, body: &str) -> Self {
-        let dir = std::env::temp_dir().join(netns::unique("vpgd-vx-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n{body}",
-            d = dir.display()
-        );
-        std::fs::write(dir.join("vpgd.toml"), cfg).unwrap();
-        // The namespace's own kernel must neither route nor answer for what vpgd owns.
-        ns.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
-            .unwrap();
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
-            .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, VPGD, "--config"])
-            .arg(dir.join("vpgd.toml"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let sock = dir.join("api.sock");
-        let t0 = Instant::now();
-        while !sock.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "vpgd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            ns,
-            dir,
-            child: Some(child),
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VPGCTL)
-            .arg("--socket")
-            .arg(self.dir.join("api.sock"))
-            .arg("--stats")
-            .arg(self.dir.join("stats"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ctl_ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "vpgctl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ctl_ok(&a)).unwrap()
-    }
-
     /// The tunnel `vx0` as `show vxlan tunnels --json` gives it.
     fn tunnel(&self) -> serde_json::Value {
         let v = self.json(&["show", "vxlan", "tunnels"]);
@@ -107,15 +39,6 @@ impl Vpgd {
             .filter(|e| e["node"] == node && e["name"] == name)
             .map(|e| e["count"].as_u64().unwrap())
             .sum()
-    }
-}
-
-impl Drop for Vpgd {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            common::terminate(c);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -219,6 +142,7 @@ fn node_a(b: &NetNs, tunnel_extra: &str) -> (Vpgd, NetNs, String) {
     pod(&pa, &pod_if, "10.1.0.2/24", "10.1.0.1");
     let vpgd = Vpgd::start(
         ra,
+        1,
         &format!(
             "[[interface]]\nhost_if = \"{a_pod}\"\nname = \"pod0\"\naddresses = [\"10.1.0.1/24\"]\n\
              [[interface]]\nhost_if = \"{a_ul}\"\nname = \"up0\"\naddresses = [\"192.168.100.1/24\"]\n\
@@ -349,6 +273,7 @@ fn two_vpgd_nodes_carry_pod_traffic_both_ways() {
     pod(&pb, &pod_if, "10.2.0.2/24", "10.2.0.1");
     let b = Vpgd::start(
         rb,
+        1,
         &format!(
             "[[interface]]\nhost_if = \"{b_pod}\"\nname = \"pod0\"\naddresses = [\"10.2.0.1/24\"]\n\
              [[interface]]\nhost_if = \"{b_ul}\"\nname = \"up0\"\naddresses = [\"192.168.100.2/24\"]\n\
