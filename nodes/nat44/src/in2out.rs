@@ -133,12 +133,9 @@ impl Node for In2Out {
                 found =
                     st.lookup::<false>((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
                 if let Found::Hit(s, d) = found {
-                    let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
-                    let len = b.data().len().saturating_sub(L3) as u32;
-                    if let Some(ip) = b.data_mut().get_mut(L3..) {
-                        rewrite(ip, p, &to);
-                    }
-                    st.touch(s, d, p.tcp_flags, len, now);
+                    // The header was parsed from this slice, so it is there.
+                    let ip = b.data_mut().get_mut(L3..).unwrap_or(&mut []);
+                    let (kind, to) = st.apply_hit(ip, p, (s, d), now);
                     hits += 1;
                     b.hdr.meta.nat.session = s;
                     if b.is_traced() {

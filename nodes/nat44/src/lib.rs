@@ -52,9 +52,9 @@ pub const IN2OUT_HANDOFF: &str = "nat44-in2out-handoff";
 
 /// Sessions the timer wheel may check per frame and node (bounds the work added to a frame).
 pub(crate) const EXPIRE_BUDGET: usize = 256;
-/// How many packets ahead the NAT nodes prefetch a session's index slot.
+/// How many packets ahead `nat44-out2in` prefetches a reverse-index slot.
 pub(crate) const PREFETCH_INDEX: usize = 24;
-/// How many packets ahead they prefetch the session itself.
+/// How many packets ahead both NAT nodes prefetch the session itself.
 pub(crate) const PREFETCH_SESSION: usize = 12;
 
 /// Registers the NAT44 nodes and features: after the ACLs on both arcs (policies see pod

@@ -5,8 +5,9 @@
 //! dropped; ICMP echo requests to it go on to the node.
 //!
 //! Only packets that can concern NAT are looked up: towards a pool, external or loopback
-//! address, or from a mapping's endpoint. Three passes over the frame: parse and prefetch the
-//! index slot; prefetch the session; decide and rewrite.
+//! address, or from a mapping's endpoint. Two passes over the frame: parse; then decide and
+//! rewrite, with the reverse-index slot and then the session of later packets prefetched (return
+//! traffic is found through the reverse index).
 
 use crate::flow::{self, Flow, ParseError, Parsed, Shape};
 use crate::session::{Dir, Found, Kind, SessionTable};
@@ -177,7 +178,7 @@ impl Node for Out2In {
             cx.errors.count(Out2InError::Expired, n as u64);
         }
         let n = v.len;
-        // Pass 1: parse the packets that can concern NAT; prefetch their index slots.
+        // Pass 1: parse the packets that can concern NAT.
         let mut parsed = [Err(ParseError::TooShort); FRAME_SIZE];
         let mut cand = [false; FRAME_SIZE];
         let mut hashes = [0u64; FRAME_SIZE];
@@ -200,7 +201,7 @@ impl Node for Out2In {
                 }
             }
         }
-        // Pass 2: translate, with the index slot of the packet PREFETCH_INDEX ahead and the
+        // Pass 2: translate, with the reverse-index slot of the packet PREFETCH_INDEX ahead and the
         // session of the packet PREFETCH_SESSION ahead on their way (two dependent misses per
         // packet; a few at a time, as the core has only so many line-fill buffers).
         for &h in hashes[..n.min(PREFETCH_INDEX)].iter() {
@@ -223,10 +224,7 @@ impl Node for Out2In {
             if let (true, Ok(p)) = (cand[k], &parsed[k]) {
                 found = st.lookup::<true>((&p.flow, hashes[k]), p.tcp_flags, now, here, &mut stale);
                 if let Found::Hit(s, d) = found {
-                    let (to, kind) = st.get(s).map(|x| (x.target(d), x.kind)).unwrap_or_default();
-                    let len = b.data().len() as u32;
-                    rewrite(b.data_mut(), p, &to);
-                    st.touch(s, d, p.tcp_flags, len, now);
+                    let (kind, to) = st.apply_hit(b.data_mut(), p, (s, d), now);
                     hits += 1;
                     b.hdr.meta.nat.session = s;
                     if d == Dir::Rev && !kind.is_snat() {

@@ -612,6 +612,26 @@ impl SessionTable {
         Found::Hit(s, d)
     }
 
+    /// Applies hit `(s, d)` to the IPv4 packet `ip` (parsed as `p`): rewrites it to the flow
+    /// the session makes of it and counts it on the session. Returns the session's kind and
+    /// that flow (for the trace).
+    #[inline]
+    pub fn apply_hit(
+        &mut self,
+        ip: &mut [u8],
+        p: &crate::flow::Parsed,
+        (s, d): (u32, Dir),
+        now: u64,
+    ) -> (Kind, Flow) {
+        let (to, kind) = self
+            .get(s)
+            .map(|x| (x.target(d), x.kind))
+            .unwrap_or_default();
+        crate::translate::rewrite(ip, p, &to);
+        self.touch(s, d, p.tcp_flags, ip.len() as u32, now);
+        (kind, to)
+    }
+
     /// Whether `f`'s key is taken (by any session, live or not yet reclaimed).
     #[inline]
     pub fn taken(&self, f: &Flow) -> bool {
