@@ -19,7 +19,6 @@ use crate::packet::{self, OpenError, ESP_FRONT, IPPROTO_ESP, NEXT_DUMMY, NEXT_IP
 use crate::replay::{Replay, ReplayWindow};
 use crate::sa::{EspTables, Mode, NONE};
 use crate::{SaCounters, DECRYPT_NODE};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use vpg_graph::wire::checksum;
@@ -153,21 +152,19 @@ impl Node for EspDecrypt {
             return;
         };
         // Windows survive new snapshots (a reset window would accept replays); a new SA gets
-        // a fresh one. Allocation happens here, between frames.
-        let mut old: HashMap<u64, InState> = self.state.drain(..).map(|s| (s.gen, s)).collect();
-        self.state = t
-            .sas
-            .iter()
-            .map(|sa| {
-                old.remove(&sa.gen).unwrap_or_else(|| InState {
-                    gen: sa.gen,
-                    window: ReplayWindow::new(sa.window, sa.esn),
-                    counters: SaCounters::default(),
-                    pending: 0,
-                    frame: 0,
-                })
-            })
-            .collect();
+        // a fresh one.
+        self.state = crate::sa::carry_per_sa(
+            &mut self.state,
+            &t.sas,
+            |s| s.gen,
+            |sa| InState {
+                gen: sa.gen,
+                window: ReplayWindow::new(sa.window, sa.esn),
+                counters: SaCounters::default(),
+                pending: 0,
+                frame: 0,
+            },
+        );
         self.tables = t;
     }
 

@@ -281,18 +281,16 @@ impl Node for EspEncrypt {
             return;
         };
         // Keep each SA's state across snapshots (its sequence number must never go back);
-        // a new SA (new generation) starts at zero. Allocation is fine here: between frames.
-        let mut old: HashMap<u64, OutState> = self.state.drain(..).map(|s| (s.gen, s)).collect();
-        self.state = t
-            .sas
-            .iter()
-            .map(|sa| {
-                old.remove(&sa.gen).unwrap_or(OutState {
-                    gen: sa.gen,
-                    ..OutState::default()
-                })
-            })
-            .collect();
+        // a new SA (new generation) starts at zero.
+        self.state = crate::sa::carry_per_sa(
+            &mut self.state,
+            &t.sas,
+            |s| s.gen,
+            |sa| OutState {
+                gen: sa.gen,
+                ..OutState::default()
+            },
+        );
         for (s, sa) in self.state.iter().zip(&t.sas) {
             if s.counters.hard_expired {
                 sa.shared.set_exhausted();

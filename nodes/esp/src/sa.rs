@@ -330,6 +330,22 @@ impl SpiTable {
     }
 }
 
+/// A node's per-SA state for the SAs of a new snapshot, in its order: the state an SA already
+/// had (matched by generation: a sequence number or replay window must never go back), or
+/// `fresh` for a new SA. Runs between frames, so it may allocate.
+pub fn carry_per_sa<S>(
+    old: &mut Vec<S>,
+    sas: &[Arc<SaData>],
+    gen_of: impl Fn(&S) -> u64,
+    fresh: impl Fn(&SaData) -> S,
+) -> Vec<S> {
+    let mut by_gen: std::collections::HashMap<u64, S> =
+        old.drain(..).map(|s| (gen_of(&s), s)).collect();
+    sas.iter()
+        .map(|sa| by_gen.remove(&sa.gen).unwrap_or_else(|| fresh(sa)))
+        .collect()
+}
+
 /// Everything the ESP nodes read, one immutable snapshot per configuration.
 #[derive(Debug, Default)]
 pub struct EspTables {
