@@ -97,7 +97,9 @@ impl Syncer {
     ) -> Result<PassOutcome, VpgdError> {
         let mut newly_excluded = Vec::new();
         for _ in 0..=MAX_EXCLUSIONS {
+            let t0 = std::time::Instant::now();
             let computed = self.compute(cluster, pods);
+            let compute_time = t0.elapsed();
             {
                 let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
                 st.pods = computed.pods;
@@ -116,8 +118,12 @@ impl Syncer {
                 st.vpgd_connected = true;
             }
             let client = self.client.as_mut().expect("connected just above");
+            let t1 = std::time::Instant::now();
+            let mut phases = (std::time::Duration::ZERO, std::time::Duration::ZERO);
             let result = vpgd::read_current(client).and_then(|cur| {
+                phases.0 = t1.elapsed();
                 let plan = diff(&computed.desired, &cur, &self.own);
+                phases.1 = t1.elapsed() - phases.0;
                 if plan.is_empty() {
                     return Ok((plan, 0));
                 }
@@ -139,6 +145,15 @@ impl Syncer {
                     st.state = SyncState::InSync;
                     st.last_resync = Some(now.clone());
                     st.last_error = None;
+                    if count == 0 && st.resyncs == 1 {
+                        // The first pass after a start: what a restart cost.
+                        tracing::info!(
+                            compute_ms = compute_time.as_millis() as u64,
+                            dump_ms = phases.0.as_millis() as u64,
+                            diff_ms = phases.1.as_millis() as u64,
+                            "in sync with nothing to change"
+                        );
+                    }
                     if count > 0 {
                         st.transactions += 1;
                         st.changes_applied += count as u64;
@@ -147,7 +162,16 @@ impl Syncer {
                         for i in &plan.items {
                             *ops.entry(i.op().to_string()).or_default() += 1;
                         }
-                        tracing::info!(items = count, ?ops, "applied one transaction");
+                        // Where a pass spends its time, for operators sizing big nodes.
+                        tracing::info!(
+                            items = count,
+                            ?ops,
+                            compute_ms = compute_time.as_millis() as u64,
+                            dump_ms = phases.0.as_millis() as u64,
+                            diff_ms = phases.1.as_millis() as u64,
+                            apply_ms = (t1.elapsed() - phases.0 - phases.1).as_millis() as u64,
+                            "applied one transaction"
+                        );
                         st.last_transaction = ops;
                     }
                     return Ok(PassOutcome {

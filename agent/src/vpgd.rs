@@ -14,6 +14,9 @@ use crate::model::{canonical, AclContent, CurIf, Current, IfKind, MapKey, PoolKe
 /// How long a request may take before vpgd counts as gone.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a transaction may take per item on top of [`REQUEST_TIMEOUT`].
+pub const TIME_PER_ITEM: Duration = Duration::from_millis(10);
+
 /// Why talking to vpgd failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VpgdError {
@@ -175,7 +178,14 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
 /// named (another client creating interfaces concurrently would shift them): a mismatch is
 /// reported so the caller resyncs at once.
 pub fn apply(c: &mut Client, plan: &Plan) -> Result<Applied, VpgdError> {
-    let applied = c.transaction(plan.items.clone())?;
+    // A transaction's time grows with its size (a node's first one opens a ring pair per pod and
+    // compiles every ACL): give it time in proportion, so a big node is not declared gone while
+    // vpgd works.
+    let items = u32::try_from(plan.items.len()).unwrap_or(u32::MAX);
+    c.set_timeout(Some(REQUEST_TIMEOUT + TIME_PER_ITEM.saturating_mul(items)))?;
+    let applied = c.transaction(plan.items.clone());
+    c.set_timeout(Some(REQUEST_TIMEOUT))?;
+    let applied = applied?;
     let want: Vec<u32> = plan.created.iter().map(|(_, s)| *s).collect();
     if applied.created != want {
         return Err(VpgdError::Unusable(format!(

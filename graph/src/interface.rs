@@ -101,6 +101,12 @@ impl InterfaceOutput {
         self.batch.reserve(FRAME_SIZE);
     }
 
+    /// Removes and returns the device of `sw_if`, so the caller decides where it is dropped
+    /// (closing a device may block, which a worker must not).
+    pub fn take_device(&mut self, sw_if: u32) -> Option<Box<dyn TxDevice>> {
+        self.devices.get_mut(sw_if as usize).and_then(Option::take)
+    }
+
     /// The device of `sw_if`, for control actions that inspect it.
     pub fn device_mut(&mut self, sw_if: u32) -> Option<&mut (dyn TxDevice + 'static)> {
         self.devices

@@ -114,10 +114,16 @@ impl AfPacketInput {
 
     /// Stops polling interface `sw_if` and closes its ring; returns whether it was polled.
     pub fn remove_interface(&mut self, sw_if: u32) -> bool {
-        let before = self.ports.len();
-        self.ports.retain(|p| p.sw_if != sw_if);
+        self.take_interface(sw_if).is_some()
+    }
+
+    /// Stops polling `sw_if` and hands its ring back instead of closing it. Closing an
+    /// AF_PACKET socket waits for RCU grace periods in the kernel (tens of milliseconds on a
+    /// small VM), which a worker must not spend: the caller closes it elsewhere.
+    pub fn take_interface(&mut self, sw_if: u32) -> Option<AfPacketRx> {
+        let i = self.ports.iter().position(|p| p.sw_if == sw_if)?;
         self.first = 0;
-        self.ports.len() != before
+        Some(self.ports.remove(i).rx)
     }
 
     /// Interfaces polled, in polling order.

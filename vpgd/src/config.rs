@@ -16,6 +16,12 @@
 //! [stats]
 //! segment = "/run/vpg/stats"
 //!
+//! [afpacket]            # ring sizes of every AF_PACKET interface (defaults shown)
+//! block_size = 262144   # RX block bytes: a power of two, at least 4096
+//! block_count = 16      # RX blocks
+//! tx_frames = 1024      # TX frames
+//! retire_ms = 1         # hand over a partly filled RX block after this long
+//!
 //! [[interface]]
 //! host_if = "eth1"
 //! addresses = ["10.0.1.1/24"]
@@ -48,6 +54,9 @@ pub struct Config {
     /// The stats segment.
     #[serde(default)]
     pub stats: StatsConfig,
+    /// Ring sizes of the AF_PACKET interfaces.
+    #[serde(default)]
+    pub afpacket: AfPacketConfig,
     /// Interfaces created at start.
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,
@@ -96,6 +105,64 @@ pub struct StatsConfig {
     /// Stats segment file that vpgctl maps.
     #[serde(default = "default_segment")]
     pub segment: PathBuf,
+}
+
+/// `[afpacket]`: the ring sizes every AF_PACKET interface gets. The default (4 MiB of RX ring
+/// and 2 MiB of TX ring per interface and worker) suits an uplink; a node with hundreds of pod
+/// interfaces wants smaller rings, since the kernel holds each ring's memory for the interface's
+/// lifetime.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AfPacketConfig {
+    /// RX block size in bytes.
+    #[serde(default = "default_block_size")]
+    pub block_size: u32,
+    /// RX blocks per ring.
+    #[serde(default = "default_block_count")]
+    pub block_count: u32,
+    /// TX frames per ring.
+    #[serde(default = "default_tx_frames")]
+    pub tx_frames: u32,
+    /// Milliseconds before the kernel hands over a partly filled RX block.
+    #[serde(default = "default_retire_ms")]
+    pub retire_ms: u32,
+}
+
+impl AfPacketConfig {
+    /// The ring options for vpg-io.
+    pub fn ring_options(&self) -> vpg_io::RingOptions {
+        vpg_io::RingOptions {
+            block_size: self.block_size,
+            block_count: self.block_count,
+            retire_ms: self.retire_ms,
+            tx_frames: self.tx_frames,
+            fanout_group: None,
+        }
+    }
+}
+
+fn default_block_size() -> u32 {
+    vpg_io::RingOptions::default().block_size
+}
+fn default_block_count() -> u32 {
+    vpg_io::RingOptions::default().block_count
+}
+fn default_tx_frames() -> u32 {
+    vpg_io::RingOptions::default().tx_frames
+}
+fn default_retire_ms() -> u32 {
+    vpg_io::RingOptions::default().retire_ms
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        Self {
+            block_size: default_block_size(),
+            block_count: default_block_count(),
+            tx_frames: default_tx_frames(),
+            retire_ms: default_retire_ms(),
+        }
+    }
 }
 
 /// `[[interface]]`.
@@ -239,6 +306,37 @@ impl Config {
                 format!("{} is out of range 1024..=1048576", self.buffers.per_worker),
             ));
         }
+        let a = &self.afpacket;
+        if !a.block_size.is_power_of_two() || !(4096..=1 << 24).contains(&a.block_size) {
+            return Err(invalid(
+                "afpacket.block_size",
+                format!("{} is not a power of two in 4096..=16777216", a.block_size),
+            ));
+        }
+        if !(1..=1024).contains(&a.block_count) {
+            return Err(invalid(
+                "afpacket.block_count",
+                format!("{} is out of range 1..=1024", a.block_count),
+            ));
+        }
+        if u64::from(a.block_size) * u64::from(a.block_count) > 1 << 30 {
+            return Err(invalid(
+                "afpacket.block_count",
+                "block_size × block_count is over 1 GiB",
+            ));
+        }
+        if !(32..=65536).contains(&a.tx_frames) {
+            return Err(invalid(
+                "afpacket.tx_frames",
+                format!("{} is out of range 32..=65536", a.tx_frames),
+            ));
+        }
+        if a.retire_ms > 1000 {
+            return Err(invalid(
+                "afpacket.retire_ms",
+                format!("{} is out of range 0..=1000", a.retire_ms),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, itf) in self.interfaces.iter().enumerate() {
             let f = |s: &str| format!("interface[{i}].{s}");
@@ -327,6 +425,35 @@ mod tests {
         .unwrap();
         assert_eq!(c.interfaces[0].addresses, vec!["10.0.1.1/24"]);
         assert!(c.interfaces[0].up);
+        assert_eq!(c.afpacket.ring_options(), vpg_io::RingOptions::default());
+    }
+
+    #[test]
+    fn afpacket_ring_sizes() {
+        let c = Config::parse(
+            "[afpacket]\nblock_size = 65536\nblock_count = 4\ntx_frames = 256\nretire_ms = 2\n",
+        )
+        .unwrap();
+        let o = c.afpacket.ring_options();
+        assert_eq!(
+            (o.block_size, o.block_count, o.tx_frames, o.retire_ms),
+            (65536, 4, 256, 2)
+        );
+        for (text, field) in [
+            ("block_size = 5000", "afpacket.block_size"),
+            ("block_size = 2048", "afpacket.block_size"),
+            ("block_count = 0", "afpacket.block_count"),
+            (
+                "block_size = 16777216\nblock_count = 128",
+                "afpacket.block_count",
+            ),
+            ("tx_frames = 8", "afpacket.tx_frames"),
+            ("retire_ms = 5000", "afpacket.retire_ms"),
+        ] {
+            let e = Config::parse(&format!("[afpacket]\n{text}\n")).unwrap_err();
+            assert!(e.to_string().starts_with(field), "{text}: {e}");
+        }
+        assert!(Config::parse("[afpacket]\nblocks = 4\n").is_err());
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn start_service(cfg: &Config) -> anyhow::Result<crate::service::Service> {
     let layout = graph(|g| {
         g.node(|| vpg_io::AfPacketInput::new("ethernet-input"));
     })?;
-    let ports = crate::ports::AfPacketPorts::new(vpg_io::RingOptions::default());
+    let ports = crate::ports::AfPacketPorts::new(cfg.afpacket.ring_options());
     let dp = start(cfg, &layout, Box::new(ports))?;
     let svc = crate::service::Service::new(dp, cfg.stats.segment.display().to_string());
     svc.start_neighbor_learning();

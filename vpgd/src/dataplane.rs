@@ -217,6 +217,32 @@ pub trait PortBackend: Send {
     /// Opens `host_if` for `workers` workers and returns one installer per worker. Dropping the
     /// installers without running them releases everything they hold.
     fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String>;
+    /// Opens several host interfaces, one result per name in order. A backend whose opening is
+    /// slow for reasons other than CPU (AF_PACKET waits for the kernel) opens them in parallel.
+    /// When any fails, none is kept.
+    fn attach_many(
+        &mut self,
+        host_ifs: &[&str],
+        workers: usize,
+    ) -> Vec<Result<Vec<Installer>, String>> {
+        let mut out = Vec::with_capacity(host_ifs.len());
+        for h in host_ifs {
+            let r = self.attach(h, workers);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+    /// Releases installers that will not run (a refused transaction), where releasing them
+    /// cannot block the caller for long.
+    fn reap(&self, installers: Vec<Installer>) {
+        drop(installers);
+    }
+    /// Called at shutdown, after every worker stopped: waits until the ports are released.
+    fn finish(&self) {}
     /// What removes interface `sw_if`'s halves from a worker.
     fn detach(&self) -> Installer;
 }
@@ -295,15 +321,38 @@ impl DataPlane {
     /// why; nothing changed.
     pub fn apply(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, (usize, DpError)> {
         let mut next = self.state.clone();
-        let mut attached: Vec<(u32, Vec<Installer>)> = Vec::new();
+        // Ports to open once every operation has been checked: (interface, host interface,
+        // index of the operation that created it).
+        let mut attached: Vec<(u32, String, usize)> = Vec::new();
         let mut detached: Vec<u32> = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             let r = self
-                .apply_one(&mut next, op, &mut attached, &mut detached)
+                .apply_one(&mut next, op, i, &mut attached, &mut detached)
                 .map_err(|e| (i, e))?;
             results.push(r);
         }
+        // Open the new ports together (the backend may do it in parallel); a failure refuses
+        // the whole transaction and releases whatever was opened.
+        let names: Vec<&str> = attached.iter().map(|(_, h, _)| h.as_str()).collect();
+        let opened = self.backend.attach_many(&names, self.workers.len());
+        if let Some(k) = opened.iter().position(Result::is_err) {
+            let (_, host_if, op) = attached[k].clone();
+            let mut why = String::new();
+            for r in opened {
+                match r {
+                    Ok(inst) => self.backend.reap(inst),
+                    Err(e) if why.is_empty() => why = e,
+                    Err(_) => {}
+                }
+            }
+            return Err((op, DpError::Attach { host_if, why }));
+        }
+        let attached: Vec<(u32, Vec<Installer>)> = attached
+            .into_iter()
+            .zip(opened)
+            .filter_map(|((sw_if, _, _), r)| r.ok().map(|inst| (sw_if, inst)))
+            .collect();
         // Commit: nothing below can fail.
         self.state = next;
         for sw_if in detached {
@@ -325,7 +374,8 @@ impl DataPlane {
         &mut self,
         s: &mut State,
         op: Op,
-        attached: &mut Vec<(u32, Vec<Installer>)>,
+        index: usize,
+        attached: &mut Vec<(u32, String, usize)>,
         detached: &mut Vec<u32>,
     ) -> Result<OpResult, DpError> {
         let known = |s: &State, sw_if: u32| {
@@ -357,14 +407,7 @@ impl DataPlane {
                 ]);
                 let sw_if = s.next_sw_if;
                 s.ip4.add_interface(sw_if, &name, EthernetAddress(mac))?;
-                let installers =
-                    self.backend
-                        .attach(&host_if, self.workers.len())
-                        .map_err(|why| DpError::Attach {
-                            host_if: host_if.clone(),
-                            why,
-                        })?;
-                attached.push((sw_if, installers));
+                attached.push((sw_if, host_if.clone(), index));
                 s.ports.insert(sw_if, Port { name, host_if });
                 s.next_sw_if += 1;
                 Ok(OpResult::Interface(sw_if))
@@ -383,7 +426,7 @@ impl DataPlane {
                         s.features.disable(arc, sw_if, p as u8);
                     }
                 }
-                attached.retain(|(i, _)| *i != sw_if);
+                attached.retain(|(i, _, _)| *i != sw_if);
                 detached.push(sw_if);
                 Ok(OpResult::Done)
             }
@@ -615,6 +658,16 @@ impl DataPlane {
 
     /// Stops the workers in place (shutdown while API threads may still hold the data plane).
     pub fn shutdown(&mut self) {
+        // Every port leaves its workers first, so the backend releases them its own way (in
+        // parallel for AF_PACKET), then the workers stop.
+        let ports: Vec<u32> = self.state.ports.keys().copied().collect();
+        for sw_if in ports {
+            for w in 0..self.workers.len() {
+                let remove = self.backend.detach();
+                self.workers.post(w, move |rt| remove(rt, sw_if));
+            }
+        }
         self.workers.shutdown();
+        self.backend.finish();
     }
 }
