@@ -318,21 +318,22 @@ impl NodeView {
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// Nothing answers on the socket.
-    #[error("{socket}: {source} (is vpg-agent running with this status socket?)")]
+    /// Nothing answers on the socket. (The error is in the message, not a source: callers
+    /// print chains and would repeat it.)
+    #[error("{socket}: {error} (is vpg-agent running with this status socket?)")]
     Connect {
         /// The socket.
         socket: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The connection failed midway.
-    #[error("{socket}: {source}")]
+    #[error("{socket}: {error}")]
     Io {
         /// The socket.
         socket: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The agent answered with an error.
     #[error("vpg-agent: {0}")]
@@ -350,14 +351,14 @@ pub enum QueryError {
 /// Sends `req` to the agent listening on `socket` and decodes its answer.
 pub fn query<T: DeserializeOwned>(socket: &Path, req: &AgentRequest) -> Result<T, QueryError> {
     let name = socket.display().to_string();
-    let io = |source| QueryError::Io {
+    let io = |error| QueryError::Io {
         socket: name.clone(),
-        source,
+        error,
     };
     let mut c =
-        std::os::unix::net::UnixStream::connect(socket).map_err(|source| QueryError::Connect {
+        std::os::unix::net::UnixStream::connect(socket).map_err(|error| QueryError::Connect {
             socket: name.clone(),
-            source,
+            error,
         })?;
     c.set_read_timeout(Some(QUERY_TIMEOUT)).map_err(io)?;
     c.write_all(req.line().as_bytes()).map_err(io)?;
