@@ -20,8 +20,12 @@ const AGENT: &str = env!("CARGO_BIN_EXE_vpg-agent");
 fn bins() -> (PathBuf, PathBuf) {
     let dir = Path::new(AGENT).parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .args(["build", "-p", "vpgd", "--bin", "vpgd", "--bin", "vpgctl"])
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "vpgd", "--bin", "vpgd", "--bin", "vpgctl"]);
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let ok = build
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
