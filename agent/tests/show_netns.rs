@@ -25,10 +25,7 @@ fn bins() -> (PathBuf, PathBuf) {
     if dir.ends_with("release") {
         build.arg("--release");
     }
-    let ok = build
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let ok = build.status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "cannot build vpgd and vpgctl for this test");
     (dir.join("vpgd"), dir.join("vpgctl"))
 }
