@@ -16,6 +16,7 @@
 //! | [`sync`] | one resync: dump, diff, one transaction; counters |
 //! | [`run`] | the loop: store watch, pod records, debounce, retries, vpgd restarts |
 //! | [`status`] | the status socket and `vpg-agent status` |
+//! | [`view`] | the status socket's policy and node views (`vpgctl show policy`, `show node`) |
 
 #![forbid(unsafe_code)]
 
@@ -28,4 +29,5 @@ pub mod podrec;
 pub mod run;
 pub mod status;
 pub mod sync;
+pub mod view;
 pub mod vpgd;

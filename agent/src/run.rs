@@ -5,7 +5,8 @@
 //!  store ─list+watch─► store task (async) ─┐ items in memory, wake
 //!  pod records ─poll──────────────────────┤
 //!  vpgd ─probe────────────────────────────┴─► sync thread: debounce → compute → dump → diff → 1 transaction
-//!  status socket ◄── status (counters, state, objects and why)
+//!  status socket ◄── a request line: status (counters, state, objects and why), policy,
+//!                    pod NS/NAME, node (views of the last applied state, built when asked)
 //! ```
 //!
 //! - **Store.** One list of `/vpg/v1/`, then a watch from the next revision; every event
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use vpg_ksr::model::KEY_ROOT;
 use vpg_ksr::run::{Reflectors, RunConfig};
@@ -46,6 +47,8 @@ use crate::config::{NodeConfig, StoreConfig};
 use crate::podrec::{self, LocalPod};
 use crate::status::{Status, StoreStatus, SyncState};
 use crate::sync::Syncer;
+use crate::view::{self, Applied};
+use vpg_api::agent::{AgentError, AgentRequest};
 
 /// What wakes the sync thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,9 @@ pub struct Shared {
     pub store: Mutex<StoreCopy>,
     /// The status.
     pub status: Mutex<Status>,
+    /// What the last successful pass applied (the policy and node views are built from it
+    /// when asked).
+    pub applied: Mutex<Option<Arc<Applied>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,7 +96,12 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow:
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let listener = bind_status(&cfg.status_socket)?;
-    let status_task = tokio::spawn(serve_status(listener, shared.clone(), stop_rx.clone()));
+    let status_task = tokio::spawn(serve_status(
+        listener,
+        shared.clone(),
+        Arc::new(cfg.clone()),
+        stop_rx.clone(),
+    ));
 
     // The store, and the reflector when the agent runs it.
     let mut reflectors = None;
@@ -431,6 +442,7 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
         dirty = None;
         match syncer.pass(&cluster, &pods, &shared.status) {
             Ok(_) => {
+                lock(&shared.applied).clone_from(&syncer.applied);
                 retry_at = None;
                 backoff = Duration::from_millis(100);
             }
@@ -468,10 +480,15 @@ fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     tokio::net::UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
 }
 
-/// Answers every connection with the status as JSON.
+/// How long the agent waits for a request line. A client that sends none (the protocol before
+/// request lines) gets the status after this wait.
+pub const REQUEST_WAIT: Duration = Duration::from_millis(200);
+
+/// Answers every connection: one request line, one JSON document, then close.
 async fn serve_status(
     listener: tokio::net::UnixListener,
     shared: Arc<Shared>,
+    cfg: Arc<NodeConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -479,17 +496,72 @@ async fn serve_status(
             c = listener.accept() => c,
             _ = stop.changed() => return,
         };
-        let Ok((mut s, _)) = conn else { continue };
-        let body = {
-            let mut st = lock(&shared.status);
-            st.store = lock(&shared.store).status.clone();
-            serde_json::to_vec(&*st).unwrap_or_default()
-        };
+        let Ok((s, _)) = conn else { continue };
+        let (shared, cfg) = (shared.clone(), cfg.clone());
         tokio::spawn(async move {
-            let _ = s.write_all(&body).await;
-            let _ = s.shutdown().await;
+            let (rd, mut wr) = s.into_split();
+            // A bounded line: a request is a few words.
+            let mut rd = tokio::io::BufReader::new(rd.take(4096));
+            let mut line = String::new();
+            let req = match tokio::time::timeout(REQUEST_WAIT, rd.read_line(&mut line)).await {
+                Ok(Ok(_)) => AgentRequest::parse(&line),
+                Ok(Err(e)) => Err(format!("reading the request: {e}")),
+                Err(_) => Ok(AgentRequest::Status),
+            };
+            // The views render the node's tables again: off the runtime's threads.
+            let body = tokio::task::spawn_blocking(move || respond(&shared, &cfg, req))
+                .await
+                .unwrap_or_default();
+            let _ = wr.write_all(&body).await;
+            let _ = wr.shutdown().await;
         });
     }
+}
+
+/// The answer to one request, as the status socket sends it.
+pub fn respond(shared: &Shared, cfg: &NodeConfig, req: Result<AgentRequest, String>) -> Vec<u8> {
+    let err = |error: String| serde_json::to_vec(&AgentError { error }).unwrap_or_default();
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return err(e),
+    };
+    let applied = || {
+        lock(&shared.applied).clone().ok_or_else(|| {
+            let state = lock(&shared.status).state;
+            err(format!(
+                "node {}: nothing applied yet (state {})",
+                cfg.node,
+                state.as_str()
+            ))
+        })
+    };
+    let body = match req {
+        AgentRequest::Status => {
+            let mut st = lock(&shared.status);
+            st.store = lock(&shared.store).status.clone();
+            serde_json::to_vec(&*st)
+        }
+        AgentRequest::Policy => match applied() {
+            Ok(a) => serde_json::to_vec(&view::policy_view(cfg, &a)),
+            Err(e) => return e,
+        },
+        AgentRequest::Pod(key) => match applied().map(|a| view::pod_view(cfg, &a, &key)) {
+            Ok(Ok(v)) => serde_json::to_vec(&v),
+            Ok(Err(e)) => return err(e),
+            Err(e) => return e,
+        },
+        AgentRequest::Node => match applied() {
+            Ok(a) => {
+                let (state, excluded) = {
+                    let st = lock(&shared.status);
+                    (st.state, st.excluded.clone())
+                };
+                serde_json::to_vec(&view::node_view(cfg, &a, state.as_str(), &excluded))
+            }
+            Err(e) => return e,
+        },
+    };
+    body.unwrap_or_else(|e| err(e.to_string()))
 }
 
 #[cfg(test)]
@@ -557,6 +629,69 @@ mod tests {
         fn max_batch(&self) -> usize {
             self.inner.max_batch()
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_socket_answers_request_lines() {
+        use std::io::{Read, Write};
+        use vpg_api::agent::{query, NodeView, PodPolicyView, PolicyView, QueryError};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let cfg = crate::desired::tests::cfg();
+        let shared = Arc::new(Shared::default());
+        lock(&shared.status).node = "n1".into();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(serve_status(
+            bind_status(&path).unwrap(),
+            shared.clone(),
+            Arc::new(cfg),
+            stop_rx,
+        ));
+        let p = path.clone();
+        let sh = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            // Nothing applied yet: the views say so; the status answers.
+            let e = query::<PolicyView>(&p, &AgentRequest::Policy).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("node n1: nothing applied yet (state starting)"),
+                "{e}"
+            );
+            assert_eq!(crate::status::query(&p).unwrap().node, "n1");
+            let (cluster, pods) = crate::view::tests::with_policies();
+            *lock(&sh.applied) = Some(Arc::new(crate::view::tests::applied(cluster, pods)));
+
+            let v: PolicyView = query(&p, &AgentRequest::Policy).unwrap();
+            assert_eq!((v.node.as_str(), v.tables.len()), ("n1", 3));
+            let v: PodPolicyView = query(&p, &AgentRequest::Pod("default/a".into())).unwrap();
+            assert_eq!(v.interface.as_deref(), Some("vpg000000000002"));
+            match query::<PodPolicyView>(&p, &AgentRequest::Pod("default/zz".into())) {
+                Err(QueryError::Agent(e)) => assert!(e.starts_with("no pod default/zz"), "{e}"),
+                r => panic!("{r:?}"),
+            }
+            let v: NodeView = query(&p, &AgentRequest::Node).unwrap();
+            assert_eq!((v.state.as_str(), v.pods.len()), ("starting", 3));
+
+            let raw = |send: &[u8]| {
+                let mut c = std::os::unix::net::UnixStream::connect(&p).unwrap();
+                c.write_all(send).unwrap();
+                let mut body = String::new();
+                c.read_to_string(&mut body).unwrap();
+                body
+            };
+            assert!(raw(b"tables\n").contains("unknown request"));
+            // A client of the protocol before request lines writes nothing: after the wait,
+            // the status.
+            let t0 = Instant::now();
+            let body = raw(b"");
+            assert!(body.contains("\"node\":\"n1\""), "{body}");
+            assert!(t0.elapsed() >= REQUEST_WAIT);
+        })
+        .await
+        .unwrap();
+        stop_tx.send_replace(true);
+        task.await.unwrap();
     }
 
     async fn until(shared: &Shared, what: &str, f: impl Fn(&StoreCopy) -> bool) {

@@ -1,9 +1,9 @@
 //! The agent's status: what `vpg-agent status` prints. The running agent serves it on a unix
-//! socket (one JSON document per connection, then close), so the command works whatever the
-//! agent is doing, and a dead agent shows as "not running" rather than as stale numbers.
+//! socket (one request line, one JSON document, then close; `vpg_api::agent` has the protocol
+//! and the policy and node views served beside it), so the command works whatever the agent is
+//! doing, and a dead agent shows as "not running" rather than as stale numbers.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -197,20 +197,9 @@ impl Status {
     }
 }
 
-/// Asks the agent listening on `socket` for its status.
+/// Asks the agent listening on `socket` for its status (the `status` request line).
 pub fn query(socket: &Path) -> Result<Status, String> {
-    let mut c = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "{}: {e} (is vpg-agent running with this status socket?)",
-            socket.display()
-        )
-    })?;
-    c.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
-    c.read_to_end(&mut body)
-        .map_err(|e| format!("{}: {e}", socket.display()))?;
-    serde_json::from_slice(&body).map_err(|e| format!("{}: bad status: {e}", socket.display()))
+    vpg_api::agent::query(socket, &vpg_api::agent::AgentRequest::Status).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

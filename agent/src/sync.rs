@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use vpg_api::Client;
@@ -21,6 +22,7 @@ use crate::diff::diff;
 use crate::model::Ownership;
 use crate::podrec::LocalPod;
 use crate::status::{rfc3339, Status, SyncState};
+use crate::view::{self, Applied};
 use crate::vpgd::{self, VpgdError};
 
 /// How many pods one pass may leave out before giving up (each exclusion is one more try).
@@ -43,6 +45,8 @@ pub struct Syncer {
     client: Option<Client>,
     /// Pod interfaces left out after vpgd refused them.
     pub excluded: BTreeSet<String>,
+    /// What the last successful pass applied (the status socket's policy and node views).
+    pub applied: Option<Arc<Applied>>,
 }
 
 impl Syncer {
@@ -57,6 +61,7 @@ impl Syncer {
             cfg,
             client: None,
             excluded: BTreeSet::new(),
+            applied: None,
         }
     }
 
@@ -125,10 +130,10 @@ impl Syncer {
                 let plan = diff(&computed.desired, &cur, &self.own);
                 phases.1 = t1.elapsed() - phases.0;
                 if plan.is_empty() {
-                    return Ok((plan, 0));
+                    return Ok((plan, 0, cur));
                 }
                 match vpgd::apply(client, &plan) {
-                    Ok(a) => Ok((plan, a.count)),
+                    Ok(a) => Ok((plan, a.count, cur)),
                     // Name the interface the refused item concerns.
                     Err(VpgdError::Refused(e)) => {
                         let subject = e.item.and_then(|i| plan.subjects.get(i).cloned().flatten());
@@ -138,8 +143,15 @@ impl Syncer {
                 }
             });
             match result {
-                Ok((plan, count)) => {
+                Ok((plan, count, cur)) => {
                     let now = rfc3339(SystemTime::now());
+                    self.applied = Some(Arc::new(Applied {
+                        cluster: cluster.clone(),
+                        pods: pods.to_vec(),
+                        current: view::after(cur, &plan.items),
+                        computed,
+                        at: now.clone(),
+                    }));
                     let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
                     st.resyncs += 1;
                     st.state = SyncState::InSync;

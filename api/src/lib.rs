@@ -12,6 +12,7 @@
 //! | [`interface`], [`route`], [`neighbor`], [`feature`], [`stats`], [`trace`], [`vxlan`], [`esp`] | one file per family: checks and dump rows |
 //! | [`error`] | [`ApiError`] and [`ErrorCode`] |
 //! | [`client`], [`server`] | the blocking [`Client`]; [`server::bind`] (mode 0600) and [`server::serve_connection`] |
+//! | [`agent`] | not vpgd's: vpg-agent's status socket, its request lines and the policy and node views |
 //!
 //! Versioning follows VPP's `.api` rule: a message is never changed incompatibly; a new
 //! behaviour gets a new message (`_v2`). `api/schema.golden` pins the JSON of every message and
@@ -35,6 +36,7 @@
 //! ```
 
 pub mod acl;
+pub mod agent;
 pub mod client;
 pub mod codec;
 pub mod config;

@@ -174,6 +174,8 @@ impl Node {
             .arg(self.dir.join("api.sock"))
             .arg("--stats")
             .arg(self.dir.join("stats"))
+            .arg("--agent-socket")
+            .arg(self.dir.join("agent.sock"))
             .args(args)
             .output();
         match o {
@@ -542,6 +544,16 @@ max_backoff_ms = 1000
     print!("{}", String::from_utf8_lossy(&render.stdout));
     section("n1: vpgctl show acl");
     print!("{}", n1.vpgctl(bins, &["show", "acl"]));
+    // The agent's tables with the policy each rule came from, one pod's view, and why every
+    // object on the node exists.
+    for args in [
+        &["show", "policy", "tables"][..],
+        &["show", "policy", "pod", "data/db-1"][..],
+        &["show", "node"][..],
+    ] {
+        section(&format!("n1: vpgctl {}", args.join(" ")));
+        print!("{}", n1.vpgctl(bins, args));
+    }
     section("n1: vpgctl show nat44 sessions");
     print!("{}", n1.vpgctl(bins, &["show", "nat44", "sessions"]));
     for n in &nodes {

@@ -49,8 +49,19 @@ fn the_two_node_demo_passes_and_cleans_up() {
         "vpgctl show vxlan tunnels",
         "vpg-agent status",
         "vpg-agent render",
+        "vpgctl show policy tables",
+        "vpgctl show policy pod data/db-1",
+        "vpgctl show node",
     ] {
         assert!(out.contains(table), "{table} not printed");
+    }
+    // The tables name the policies their rules came from.
+    for origin in [
+        "shop/web-from-shop ingress[0]",
+        "data/db-from-web ingress[0]",
+        "data/db-no-internet egress",
+    ] {
+        assert!(out.contains(origin), "{origin} not named");
     }
     assert!(
         demo_namespaces(pid).is_empty(),

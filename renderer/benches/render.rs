@@ -1,7 +1,7 @@
 //! Renderer cost at scale: a full render of one node, and single events (pod added and
 //! removed, pod relabelled, policy changed) at 1k pods / 100 policies and 10k pods / 1k
 //! policies, pods spread over 100 nodes. An event's cost must not grow with the square of the
-//! pods: compare the two scales.
+//! pods: compare the two scales. Then provenance on demand (`explain`) at both scales.
 //!
 //! `cargo bench -p vpg-renderer --bench render` (prints the memory of each rendered state on
 //! stderr first).
@@ -131,7 +131,31 @@ fn events(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, full, events);
+/// Provenance on demand (`Renderer::explain`, `explain_pod`): what one `vpgctl show policy`
+/// question costs the agent. Nothing of it runs on the update path.
+fn explain(c: &mut Criterion) {
+    let mut g = c.benchmark_group("explain");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for pods in [1_000, 10_000] {
+        let cl = cluster(pods);
+        let r = Renderer::render("node-0", &cl);
+        g.bench_function(BenchmarkId::new("all-tables", pods), |b| {
+            b.iter(|| black_box(r.explain()))
+        });
+        let local = cl
+            .pods
+            .iter()
+            .find(|p| p.node == "node-0")
+            .expect("node-0 has pods")
+            .key();
+        g.bench_function(BenchmarkId::new("one-pod", pods), |b| {
+            b.iter(|| black_box(r.explain_pod(&local)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, full, events, explain);
 
 fn main() {
     report_memory();

@@ -167,9 +167,9 @@ impl fmt::Display for Changes {
 }
 
 #[derive(Clone, Debug)]
-struct TableEntry {
-    rules: Arc<[Rule]>,
-    pods: BTreeSet<PodKey>,
+pub(crate) struct TableEntry {
+    pub(crate) rules: Arc<[Rule]>,
+    pub(crate) pods: BTreeSet<PodKey>,
 }
 
 /// One update inside a transaction.
@@ -207,24 +207,24 @@ enum Op {
 /// ```
 #[derive(Debug)]
 pub struct Renderer {
-    idx: Index,
+    pub(crate) idx: Index,
     /// Ingress sections by key, shared by every pod (and table) with that key.
     ingress_cache: FastMap<IngressKey, Arc<[Rule]>>,
     /// Local egress-isolated pods, by address: the sources with sections.
     /// (The pod key breaks ties between pods that briefly share an address, so the order
     /// does not depend on the history.)
-    egress_local: BTreeSet<(Ipv4Addr, PodKey, PodId)>,
-    egress_addr: FastMap<PodId, (Ipv4Addr, PodKey)>,
+    pub(crate) egress_local: BTreeSet<(Ipv4Addr, PodKey, PodId)>,
+    pub(crate) egress_addr: FastMap<PodId, (Ipv4Addr, PodKey)>,
     /// Global-table sections of restricted local pods.
-    egress_sections: FastMap<PodId, Arc<[Rule]>>,
+    pub(crate) egress_sections: FastMap<PodId, Arc<[Rule]>>,
     /// Per local pod B, per restricting local pod A: the meeting of A's egress and B's ingress
     /// (see `tables::pair`). Dropped for B when B is marked, for A when A's egress is.
     pairs: FastMap<PodId, FastMap<PodId, Option<PortSet>>>,
     /// The key each local pod's table was last built from.
     keys: FastMap<PodId, TableKey>,
-    assignment: FastMap<PodId, (PodKey, String)>,
-    tables: BTreeMap<String, TableEntry>,
-    global: GlobalTable,
+    pub(crate) assignment: FastMap<PodId, (PodKey, String)>,
+    pub(crate) tables: BTreeMap<String, TableEntry>,
+    pub(crate) global: GlobalTable,
 }
 
 /// A batch of updates; nothing is visible until [`Txn::commit`].

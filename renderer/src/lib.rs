@@ -10,6 +10,7 @@
 //! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
 //! | [`acl_backend`] | [`AclBackend`]: tables and [`Changes`] → `vpg-acl` ACLs and interface lists, one change set per transaction |
 //! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
+//! | [`provenance`] | which policy (and rule) each table rule comes from, derived on demand: [`Renderer::explain`], [`Renderer::explain_pod`] |
 //! | [`synth`] | a synthetic cluster at scale, for the benchmarks |
 //! | [`kube`] | reading `kubectl get namespaces,pods,networkpolicies -A -o json` (or YAML) |
 //! | [`reference`](mod@reference) | a direct evaluator of NetworkPolicy semantics, the model the tests check against |
@@ -31,6 +32,7 @@ pub mod kube;
 pub mod model;
 pub mod policy;
 mod ports;
+pub mod provenance;
 pub mod reference;
 pub mod rule;
 pub mod selector;
@@ -44,5 +46,6 @@ pub use cache::{
 pub use error::{LoadError, ParseError, PolicyError};
 pub use model::{Cluster, ContainerPort, Namespace, ObjectKey, Pod, PodKey, PolicyKey};
 pub use policy::{NetworkPolicy, NetworkPolicySpec};
+pub use provenance::{Explained, ExplainedRule, ExplainedTable, Origin, PodExplained, Role};
 pub use rule::{first_match, subtract, Action, Ipv4Net, PortRange, Protocol, Rule};
 pub use tables::PodRules;

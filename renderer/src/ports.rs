@@ -82,6 +82,17 @@ impl PortSet {
         }
     }
 
+    /// Whether some member has protocol `proto` (any: some protocol) and a port in `range`.
+    pub(crate) fn overlaps(&self, proto: Protocol, range: PortRange) -> bool {
+        match self {
+            PortSet::All => true,
+            PortSet::Some(m) if proto == Protocol::Any => !m.is_empty(),
+            PortSet::Some(m) => m
+                .get(&proto)
+                .is_some_and(|v| v.iter().any(|r| r.lo <= range.hi && range.lo <= r.hi)),
+        }
+    }
+
     /// Whether a packet of protocol `proto` to port `port` is a member.
     #[cfg(test)]
     pub(crate) fn contains(&self, proto: u8, port: u16) -> bool {
@@ -180,5 +191,18 @@ mod tests {
         assert_eq!(m[&Protocol::Tcp], vec![r(90, 100)]);
         assert_eq!(a.intersect(&PortSet::All), a);
         assert!(a.intersect(&PortSet::empty()).is_empty());
+    }
+
+    #[test]
+    fn overlap() {
+        let mut a = PortSet::empty();
+        a.add(Protocol::Tcp, r(80, 100));
+        assert!(a.overlaps(Protocol::Tcp, r(100, 200)));
+        assert!(a.overlaps(Protocol::Tcp, r(0, 80)));
+        assert!(!a.overlaps(Protocol::Tcp, r(101, 200)));
+        assert!(!a.overlaps(Protocol::Udp, r(80, 80)));
+        assert!(a.overlaps(Protocol::Any, PortRange::ALL));
+        assert!(!PortSet::empty().overlaps(Protocol::Any, PortRange::ALL));
+        assert!(PortSet::All.overlaps(Protocol::Udp, r(1, 1)));
     }
 }

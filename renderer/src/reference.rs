@@ -25,6 +25,9 @@ use crate::model::{Cluster, Namespace, Pod};
 use crate::policy::{validate, IntOrString, LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort};
 use crate::selector::Labels;
 
+/// A policy rule: `namespace/name` and the rule's index in its list.
+pub type RuleRef = (String, usize);
+
 /// Evaluates connections against a cluster snapshot.
 pub struct Reference<'a> {
     namespaces: &'a [Namespace],
@@ -97,6 +100,63 @@ impl<'a> Reference<'a> {
             }
         };
         ingress_ok && egress_ok
+    }
+
+    /// Per direction, the policy rules (`namespace/name`, index in `spec.ingress` /
+    /// `spec.egress`) that admit the connection by themselves: ingress rules of policies
+    /// isolating `dst` for ingress, egress rules of policies isolating `src` for egress.
+    pub fn admitting(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        dport: u16,
+    ) -> (Vec<RuleRef>, Vec<RuleRef>) {
+        let sp = self.pod_at(src);
+        let dp = self.pod_at(dst);
+        let mut ingress = Vec::new();
+        let mut egress = Vec::new();
+        for p in &self.policies {
+            let key = format!("{}/{}", p.namespace, p.name);
+            let (i, e) = types(p);
+            if let Some(b) = dp.filter(|b| i && selects(p, b)) {
+                for (n, r) in p.spec.ingress.iter().flatten().enumerate() {
+                    if self.peers_admit(p, r.from.as_deref(), sp, src)
+                        && ports_admit(r.ports.as_deref(), Some(b), proto, dport)
+                    {
+                        ingress.push((key.clone(), n));
+                    }
+                }
+            }
+            if sp.is_some_and(|a| e && selects(p, a)) {
+                for (n, r) in p.spec.egress.iter().flatten().enumerate() {
+                    if self.peers_admit(p, r.to.as_deref(), dp, dst)
+                        && ports_admit(r.ports.as_deref(), dp, proto, dport)
+                    {
+                        egress.push((key.clone(), n));
+                    }
+                }
+            }
+        }
+        (ingress, egress)
+    }
+
+    /// The policies (`namespace/name`) isolating the pod at `ip` for ingress and for egress.
+    pub fn isolating(&self, ip: Ipv4Addr) -> (Vec<String>, Vec<String>) {
+        let mut v = (Vec::new(), Vec::new());
+        if let Some(pod) = self.pod_at(ip) {
+            for p in self.policies.iter().filter(|p| selects(p, pod)) {
+                let key = format!("{}/{}", p.namespace, p.name);
+                let (i, e) = types(p);
+                if i {
+                    v.0.push(key.clone());
+                }
+                if e {
+                    v.1.push(key);
+                }
+            }
+        }
+        v
     }
 
     fn peers_admit(

@@ -69,7 +69,7 @@ pub(crate) fn rule_ports(rule: &CRule, dst: Option<&Pod>) -> PortSet {
 
 /// Whether a peer list (None = every peer) of rule `ri` of policy `q` admits the pod `id` with
 /// address `ip` (`id` None for an address that is no pod).
-fn peers_admit(
+pub(crate) fn peers_admit(
     idx: &Index,
     q: PolicyId,
     dir: Dir,
@@ -88,7 +88,7 @@ fn peers_admit(
     }
 }
 
-fn policies_with(idx: &Index, e: &PodEntry, dir: Dir) -> Vec<PolicyId> {
+pub(crate) fn policies_with(idx: &Index, e: &PodEntry, dir: Dir) -> Vec<PolicyId> {
     e.policies
         .iter()
         .copied()
@@ -155,8 +155,26 @@ pub(crate) fn ingress_key(idx: &Index, b: &PodEntry) -> Option<IngressKey> {
     Some(IngressKey { policies, ports })
 }
 
+/// Where the stretches of an unsorted rule list come from: `(end, policy, rule index)`, each
+/// stretch starting where the previous one ended. Provenance asks for them; the renderer's own
+/// calls pass `None` and pay one branch per policy rule.
+pub(crate) type Spans = Vec<(usize, PolicyId, usize)>;
+
 /// The permits of an ingress section (`src -> any`), sorted and deduplicated.
 pub(crate) fn ingress_section(idx: &Index, key: &IngressKey) -> Vec<Rule> {
+    let mut out = Vec::new();
+    ingress_permits(idx, key, &mut out, None);
+    sort_dedup(&mut out);
+    out
+}
+
+/// The permits of an ingress section in emission order, one stretch per policy rule.
+pub(crate) fn ingress_permits(
+    idx: &Index,
+    key: &IngressKey,
+    out: &mut Vec<Rule>,
+    mut spans: Option<&mut Spans>,
+) {
     // Named ports resolve against the destination's ports, which the key carries.
     let dst = key.ports.as_ref().map(|ports| Pod {
         namespace: String::new(),
@@ -166,7 +184,6 @@ pub(crate) fn ingress_section(idx: &Index, key: &IngressKey) -> Vec<Rule> {
         node: String::new(),
         ports: ports.clone(),
     });
-    let mut out = Vec::new();
     for q in &key.policies {
         let pe = &idx.policies[q];
         for (ri, r) in pe.rules(Dir::Ingress).iter().enumerate() {
@@ -175,29 +192,30 @@ pub(crate) fn ingress_section(idx: &Index, key: &IngressKey) -> Vec<Rule> {
                 continue;
             }
             match &r.peers {
-                None => ports.permits(Ipv4Net::ANY, Ipv4Net::ANY, &mut out),
+                None => ports.permits(Ipv4Net::ANY, Ipv4Net::ANY, out),
                 Some(peers) => {
                     for (pi, p) in peers.iter().enumerate() {
                         match p {
                             CPeer::Block(pieces) => {
                                 for n in pieces {
-                                    ports.permits(*n, Ipv4Net::ANY, &mut out);
+                                    ports.permits(*n, Ipv4Net::ANY, out);
                                 }
                             }
                             CPeer::Pods { .. } => {
                                 for id in pe.matched(Dir::Ingress, ri, pi) {
                                     let ip = idx.pods[id].ip;
-                                    ports.permits(Ipv4Net::host(ip), Ipv4Net::ANY, &mut out);
+                                    ports.permits(Ipv4Net::host(ip), Ipv4Net::ANY, out);
                                 }
                             }
                         }
                     }
                 }
             }
+            if let Some(s) = spans.as_deref_mut() {
+                s.push((out.len(), *q, ri));
+            }
         }
     }
-    sort_dedup(&mut out);
-    out
 }
 
 pub(crate) fn sort_dedup(v: &mut Vec<Rule>) {
@@ -284,9 +302,29 @@ pub(crate) fn egress_permits(idx: &Index, a: &PodEntry) -> Option<Vec<Rule>> {
     if qs.is_empty() {
         return None;
     }
-    let src = Ipv4Net::host(a.ip);
     let mut out = Vec::new();
-    for q in qs {
+    egress_permits_raw(idx, a, &qs, &mut out, None);
+    if out
+        .iter()
+        .any(|r| r.dst.is_any() && r.protocol == Protocol::Any)
+    {
+        return None;
+    }
+    sort_dedup(&mut out);
+    Some(out)
+}
+
+/// The `from_pod` permits of local pod `a` by the egress policies `qs`, in emission order, one
+/// stretch per policy rule.
+pub(crate) fn egress_permits_raw(
+    idx: &Index,
+    a: &PodEntry,
+    qs: &[PolicyId],
+    out: &mut Vec<Rule>,
+    mut spans: Option<&mut Spans>,
+) {
+    let src = Ipv4Net::host(a.ip);
+    for &q in qs {
         let pe = &idx.policies[&q];
         for (ri, r) in pe.rules(Dir::Egress).iter().enumerate() {
             // Numeric ports apply to every destination; named ones to pods only.
@@ -331,9 +369,9 @@ pub(crate) fn egress_permits(idx: &Index, a: &PodEntry) -> Option<Vec<Rule>> {
             };
             match &r.peers {
                 None => {
-                    fixed.permits(src, Ipv4Net::ANY, &mut out);
+                    fixed.permits(src, Ipv4Net::ANY, out);
                     for id in named_pods() {
-                        named_to_pod(id, &mut out);
+                        named_to_pod(id, out);
                     }
                 }
                 Some(peers) => {
@@ -341,35 +379,30 @@ pub(crate) fn egress_permits(idx: &Index, a: &PodEntry) -> Option<Vec<Rule>> {
                         match p {
                             CPeer::Block(pieces) => {
                                 for n in pieces {
-                                    fixed.permits(src, *n, &mut out);
+                                    fixed.permits(src, *n, out);
                                 }
                                 if !named.is_empty() {
                                     for id in named_pods() {
                                         if pieces.iter().any(|n| n.contains(idx.pods[&id].ip)) {
-                                            named_to_pod(id, &mut out);
+                                            named_to_pod(id, out);
                                         }
                                     }
                                 }
                             }
                             CPeer::Pods { .. } => {
                                 for id in pe.matched(Dir::Egress, ri, pi) {
-                                    to_pod(*id, &mut out);
+                                    to_pod(*id, out);
                                 }
                             }
                         }
                     }
                 }
             }
+            if let Some(s) = spans.as_deref_mut() {
+                s.push((out.len(), q, ri));
+            }
         }
     }
-    if out
-        .iter()
-        .any(|r| r.dst.is_any() && r.protocol == Protocol::Any)
-    {
-        return None;
-    }
-    sort_dedup(&mut out);
-    Some(out)
 }
 
 /// The global-table section of local pod `a`: its permits then `deny a/32 -> any`.

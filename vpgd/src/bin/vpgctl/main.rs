@@ -1,7 +1,9 @@
 //! `vpgctl`: the operator's CLI for vpgd. Configuration goes through the control API; `show
-//! runtime` and `show errors` read the stats segment directly, so they never ask the workers.
+//! runtime` and `show errors` read the stats segment directly, so they never ask the workers;
+//! `show policy` and `show node` ask vpg-agent's status socket (what it configured and why).
 
 mod acl;
+mod agent;
 mod esp;
 mod nat44;
 mod show;
@@ -35,6 +37,14 @@ struct Cli {
         env = "VPG_STATS"
     )]
     stats: PathBuf,
+    /// vpg-agent's status socket (show policy / node ask the agent).
+    #[arg(
+        long,
+        global = true,
+        default_value = vpg_api::agent::DEFAULT_SOCKET,
+        env = "VPG_AGENT_SOCKET"
+    )]
+    agent_socket: PathBuf,
     /// Print JSON (the API's detail records) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -45,8 +55,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Show a table or counters (`show acl [ID|interfaces|sessions|classifier]`, `show vxlan tunnels`,
-    /// `show nat44 addresses|interfaces|mappings|sessions|summary`).
-    /// `show esp sa|protect|summary`).
+    /// `show nat44 addresses|interfaces|mappings|sessions|summary`, `show esp sa|protect|summary`;
+    /// from vpg-agent: `show policy tables|pod NS/NAME`, `show node`).
     Show {
         /// What to show.
         what: ShowWhat,
@@ -179,6 +189,10 @@ enum ShowWhat {
     Vxlan,
     Nat44,
     Esp,
+    /// vpg-agent's policy tables with provenance (`tables`, `pod NS/NAME`).
+    Policy,
+    /// What vpg-agent configured on the node, and why.
+    Node,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -284,9 +298,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             args,
             ..
         } => esp::show(&cli, args.first().map(String::as_str)),
+        Cmd::Show {
+            what: ShowWhat::Policy,
+            args,
+            ..
+        } => agent::show_policy(&cli, args),
+        Cmd::Show {
+            what: ShowWhat::Node,
+            args,
+            ..
+        } => agent::show_node(&cli, args),
         Cmd::Show { args, .. } if !args.is_empty() => {
             bail!(
-                "show: '{}' is not a table of it (only `show acl …`, `show vxlan tunnels`, `show nat44 …` and `show esp sa|protect|summary` have them)",
+                "show: '{}' is not a table of it (only `show acl …`, `show vxlan tunnels`, `show nat44 …`, `show esp sa|protect|summary` and `show policy tables|pod NS/NAME` have them)",
                 args[0]
             )
         }
