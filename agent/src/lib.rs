@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod config;
 pub mod desired;
 pub mod diff;
+pub mod ipsec;
 pub mod model;
 pub mod podrec;
 pub mod run;

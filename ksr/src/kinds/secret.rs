@@ -238,7 +238,8 @@ mod tests {
                 ..
             })
         ));
-        let empty: Secret = obj(r#"{"metadata":{"name":"vpg-ipsec-keys","namespace":"kube-system"}}"#);
+        let empty: Secret =
+            obj(r#"{"metadata":{"name":"vpg-ipsec-keys","namespace":"kube-system"}}"#);
         assert_eq!(
             empty.translate().unwrap_err(),
             TranslateError::Missing("data.keys")
