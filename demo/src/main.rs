@@ -12,6 +12,7 @@
 //! reachability matrix (policies, the overlay, a service, SNAT), prints vpg's tables, and
 //! cleans up on every exit path. The exit status is non-zero when any expectation fails.
 
+mod capture;
 mod cleanup;
 mod cluster;
 mod traffic;
@@ -46,6 +47,9 @@ struct Bins {
 }
 
 const UNDERLAY_GW: &str = "192.168.100.254";
+/// The pods' and the VXLAN tunnels' MTU with encryption: ESP's 37 bytes around the 1450-byte
+/// VXLAN packet would not fit the underlay's 1500.
+const ENCRYPTED_MTU: u32 = 1400;
 const INTERNET: &str = "203.0.113.1";
 
 fn main() {
@@ -209,6 +213,7 @@ impl Node {
             );
         }
         out += &self.vpgctl(bins, &["show", "errors"]);
+        out += &self.vpgctl(bins, &["show", "esp", "summary"]);
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         out += "agent log (last lines):\n";
@@ -261,6 +266,12 @@ fn demo(
     let t_start = Instant::now();
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let t_setup = Instant::now();
+    // Encryption between the nodes is on when the manifests hold the cluster's IPsec key.
+    let encryption = docs.iter().any(|d| {
+        d["kind"] == "Secret"
+            && d["metadata"]["namespace"] == "kube-system"
+            && d["metadata"]["name"] == "vpg-ipsec-keys"
+    });
 
     // Names unique to this run, so a second demo (or the CI test) beside it never collides.
     let tag = format!("vd{:x}", std::process::id());
@@ -405,11 +416,18 @@ debounce_ms = 50
 pod_poll_ms = 100
 probe_ms = 200
 max_backoff_ms = 1000
-"#,
+{enc}"#,
                 name = n.name,
                 ip = n.ip,
                 cidr = n.cidr,
                 m = tmp.join("manifests").display(),
+                enc = if encryption {
+                    format!(
+                        "[encryption]\nenabled = true\ntunnel_mtu = {ENCRYPTED_MTU}\nused_keys = \"{d}/esp-used.json\"\n"
+                    )
+                } else {
+                    String::new()
+                },
             ),
         )?;
         let cfg = n.dir.join("node.toml");
@@ -430,6 +448,13 @@ max_backoff_ms = 1000
     }
     println!("vpgd and vpg-agent running on n1 and n2 (each agent reflects {} into its own embedded store)",
         tmp.join("manifests").display());
+    if encryption {
+        println!(
+            "encryption: on (secret kube-system/vpg-ipsec-keys): ESP transport mode around the VXLAN packets between n1 and n2, pod and tunnel MTU {ENCRYPTED_MTU}"
+        );
+    } else {
+        println!("encryption: off (no secret kube-system/vpg-ipsec-keys in the manifests)");
+    }
 
     // Pods, through vpg-cni as the runtime runs it.
     section("pods (CNI ADD through vpg-cni)");
@@ -443,11 +468,14 @@ max_backoff_ms = 1000
             .ok_or_else(|| anyhow!("pod {}/{}: no node {}", p.namespace, p.name, p.node))?;
         let ns = netns(&format!("{tag}-pod{k}"))?;
         let container = format!("{tag}c{k}");
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "cniVersion": "1.0.0", "name": "vpg", "type": "vpg-cni",
             "podCIDR": node.cidr, "dataDir": node.dir.join("cni"),
             "hostNetns": format!("/var/run/netns/{}", node.netns),
         });
+        if encryption {
+            config["mtu"] = ENCRYPTED_MTU.into();
+        }
         let env = [
             ("CNI_CONTAINERID", container.clone()),
             ("CNI_NETNS", format!("/var/run/netns/{ns}")),
@@ -525,10 +553,45 @@ max_backoff_ms = 1000
     ));
 
     section("reachability matrix (real TCP connections and pings)");
-    let cells = cells(pods, &ips, &pod_ns, &nodes)?;
+    let mut cells = cells(pods, &ips, &pod_ns, &nodes)?;
+    // With encryption, a capture on the underlay (both nodes' bridge ports) runs beside them.
+    let capture = if encryption {
+        let node_ip = |n: &Node| -> Result<std::net::Ipv4Addr> {
+            n.ip.parse()
+                .with_context(|| format!("node {} IP {}", n.name, n.ip))
+        };
+        Some(capture::start(
+            &inet,
+            &["port1", "port2"],
+            capture::Filter {
+                nodes: [node_ip(&nodes[0])?, node_ip(&nodes[1])?],
+                pods: (std::net::Ipv4Addr::new(10, 1, 0, 0), 16),
+            },
+        )?)
+    } else {
+        None
+    };
     let t = Instant::now();
-    let outcomes = traffic::run_all(&cells);
+    let mut outcomes = traffic::run_all(&cells);
     timings.push(("reachability matrix".into(), t.elapsed()));
+    if let Some(c) = capture {
+        let stats = c.finish()?;
+        cells.push(Cell {
+            from: "underlay n1 <-> n2".into(),
+            to: "bridge ports (AF_PACKET)".into(),
+            path: "while the checks ran",
+            netns: inet.clone(),
+            probe: Probe::Capture,
+            allow: true,
+            peer: None,
+            servers: vec![],
+        });
+        outcomes.push(traffic::Outcome {
+            reached: stats.encrypted(),
+            seen: stats.summary(),
+            pass: stats.encrypted(),
+        });
+    }
     print!("{}", traffic::matrix(&cells, &outcomes));
     let passed = outcomes.iter().filter(|o| o.pass).count();
     let ok = passed == cells.len();
@@ -547,6 +610,14 @@ max_backoff_ms = 1000
     for n in &nodes {
         section(&format!("{}: vpgctl show vxlan tunnels", n.name));
         print!("{}", n.vpgctl(bins, &["show", "vxlan", "tunnels"]));
+    }
+    if encryption {
+        for n in &nodes {
+            section(&format!("{}: vpgctl show esp sa", n.name));
+            print!("{}", n.vpgctl(bins, &["show", "esp", "sa"]));
+        }
+        section("n1: vpgctl show esp protect");
+        print!("{}", n1.vpgctl(bins, &["show", "esp", "protect"]));
     }
     for n in &nodes {
         section(&format!("{}: vpg-agent status", n.name));

@@ -84,6 +84,9 @@ pub enum Probe {
         /// Destination address.
         addr: String,
     },
+    /// The capture on the underlay while the other checks run (the demo fills in the
+    /// outcome: [`crate::capture`]).
+    Capture,
 }
 
 /// One reachability check and what must be seen.
@@ -126,6 +129,8 @@ pub fn run(cell: &Cell) -> Outcome {
             let o = crate::cleanup::output(
                 Command::new("ip")
                     .args(["netns", "exec", &cell.netns, "ping", "-n", "-q", "-c", "5"])
+                    // The marker the underlay capture looks for (it must never see it).
+                    .args(["-p", &crate::capture::marker_hex()])
                     .args(["-i", "0.5", "-W", "1", addr])
                     .stdout(Stdio::piped()),
                 b"",
@@ -148,6 +153,11 @@ pub fn run(cell: &Cell) -> Outcome {
                 pass: reached == cell.allow,
             }
         }
+        Probe::Capture => Outcome {
+            reached: false,
+            seen: "the capture runs beside the other checks".into(),
+            pass: false,
+        },
         Probe::Tcp { addr, port, count } => {
             // Two attempts of 1 s: enough for an allowed path (warm), short for a blocked one.
             let o = Command::new("ip")
@@ -235,14 +245,21 @@ pub fn matrix(cells: &[Cell], outcomes: &[Outcome]) -> String {
             let proto = match c.probe {
                 Probe::Tcp { .. } => "tcp",
                 Probe::Ping { .. } => "icmp",
+                Probe::Capture => "capture",
+            };
+            let word = |reached: bool| match (&c.probe, reached) {
+                (Probe::Capture, true) => "encrypted",
+                (Probe::Capture, false) => "clear",
+                (_, true) => "allowed",
+                (_, false) => "blocked",
             };
             [
                 (i + 1).to_string(),
                 c.from.clone(),
                 c.to.clone(),
                 format!("{proto}, {}", c.path),
-                if c.allow { "allowed" } else { "blocked" }.into(),
-                if o.reached { "allowed" } else { "blocked" }.into(),
+                word(c.allow).into(),
+                word(o.reached).into(),
                 o.seen.clone(),
                 if o.pass { "PASS" } else { "FAIL" }.into(),
             ]
