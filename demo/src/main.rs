@@ -421,9 +421,11 @@ max_backoff_ms = 1000
                 ip = n.ip,
                 cidr = n.cidr,
                 m = tmp.join("manifests").display(),
+                // The rotation step: outbound switches 1 s after a new key, the old inbound SAs
+                // accept for 3 s more (the defaults, 2 s and 30 s, suit a real cluster).
                 enc = if encryption {
                     format!(
-                        "[encryption]\nenabled = true\ntunnel_mtu = {ENCRYPTED_MTU}\nused_keys = \"{d}/esp-used.json\"\n"
+                        "[encryption]\nenabled = true\ntunnel_mtu = {ENCRYPTED_MTU}\nswitch_delay_ms = 1000\ngrace_s = 3\nused_keys = \"{d}/esp-used.json\"\n"
                     )
                 } else {
                     String::new()
@@ -592,6 +594,16 @@ max_backoff_ms = 1000
             pass: stats.encrypted(),
         });
     }
+    if encryption {
+        let t = Instant::now();
+        let (cell, outcome) = rotate_key(bins, &nodes, &cluster_file, &full, &ips, &pod_ns)?;
+        timings.push((
+            "key rotation under pings, to the old SAs removed".into(),
+            t.elapsed(),
+        ));
+        cells.push(cell);
+        outcomes.push(outcome);
+    }
     print!("{}", traffic::matrix(&cells, &outcomes));
     let passed = outcomes.iter().filter(|o| o.pass).count();
     let ok = passed == cells.len();
@@ -669,6 +681,121 @@ max_backoff_ms = 1000
         if ok { "PASS" } else { "FAIL" }
     );
     Ok(ok)
+}
+
+/// Rotates the cluster's IPsec key (a new key id and fresh key material in the secret) while
+/// client-1 and client-2 ping each other every 20 ms across the nodes: no reply may be lost,
+/// and afterwards each node holds only the new key's SAs (the old inbound ones retired, then
+/// deleted after their grace period).
+fn rotate_key(
+    bins: &Bins,
+    nodes: &[Node],
+    cluster_file: &Path,
+    docs: &[Value],
+    ips: &BTreeMap<String, String>,
+    pod_ns: &BTreeMap<String, String>,
+) -> Result<(Cell, traffic::Outcome)> {
+    let (a, b) = ("shop/client-1", "shop/client-2");
+    let get = |m: &BTreeMap<String, String>, k: &str| {
+        m.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the rotation step needs pod {k} in the manifests"))
+    };
+    let key_ids = |n: &Node| -> Vec<u64> {
+        serde_json::from_str::<Value>(&n.vpgctl(bins, &["--json", "show", "esp", "sa"]))
+            .ok()
+            .and_then(|v| {
+                v.as_array()
+                    .map(|a| a.iter().filter_map(|s| s["key_id"].as_u64()).collect())
+            })
+            .unwrap_or_default()
+    };
+    let old = key_ids(&nodes[0]).first().copied().unwrap_or(1);
+    let new_id = old % 255 + 1;
+    // Fresh key material, as an operator makes it (`head -c 20 /dev/urandom | xxd -p`).
+    let mut key = [0u8; 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut rotated = docs.to_vec();
+    for d in rotated.iter_mut().filter(|d| d["kind"] == "Secret") {
+        d["stringData"] = serde_json::json!({
+            "keys": format!("{new_id}+ rfc4106(gcm(aes)) {hex} 128")
+        });
+        d.as_object_mut().map(|o| o.remove("data"));
+    }
+    // Pings both ways for 4 s: across the 1 s switch delay and well into the grace period.
+    let t0 = Instant::now();
+    let pingers: Vec<_> = [(a, b), (b, a)]
+        .into_iter()
+        .map(|(from, to)| {
+            let (ns, dst) = (get(pod_ns, from), get(ips, to));
+            std::thread::spawn(move || -> Result<(u32, u32)> {
+                let o = cleanup::output(
+                    Command::new("ip")
+                        .args(["netns", "exec", &ns?, "ping", "-n", "-q"])
+                        .args(["-c", "200", "-i", "0.02", "-W", "1", &dst?])
+                        .stdout(Stdio::piped()),
+                    b"",
+                )?;
+                let out = String::from_utf8_lossy(&o.stdout).to_string();
+                let nums: Vec<u32> = out
+                    .lines()
+                    .find(|l| l.contains("transmitted"))
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+                    .collect();
+                Ok((
+                    nums.first().copied().unwrap_or(0),
+                    nums.get(1).copied().unwrap_or(0),
+                ))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster::write_list(cluster_file, &rotated)?;
+    println!("\nkey rotation: key id {old} -> {new_id} written to the secret while client-1 and client-2 ping each other every 20 ms");
+    let mut sent = 0;
+    let mut got = 0;
+    for p in pingers {
+        let (s, g) = p
+            .join()
+            .map_err(|_| anyhow!("rotation pinger panicked"))??;
+        sent += s;
+        got += g;
+    }
+    // The old key's SAs: retired at the switch, deleted once their grace period is over.
+    let gone = wait_for("the old key's SAs to go", 20, || {
+        nodes.iter().all(|n| {
+            let ids = key_ids(n);
+            !ids.is_empty() && ids.iter().all(|k| *k == new_id)
+        })
+    });
+    let seen = match &gone {
+        Ok(_) => format!(
+            "{got}/{sent} replies; only key {new_id}'s SAs left {:.1} s after the write",
+            t0.elapsed().as_secs_f64() - 0.5
+        ),
+        Err(e) => format!("{got}/{sent} replies; {e}"),
+    };
+    let pass = sent >= 380 && got == sent && gone.is_ok();
+    Ok((
+        Cell {
+            from: format!("{a} <-> {b}"),
+            to: format!("key id {old} -> {new_id}"),
+            path: "cross-node, key rotation",
+            netns: String::new(),
+            probe: Probe::Rotation,
+            allow: true,
+            peer: None,
+            servers: vec![],
+        },
+        traffic::Outcome {
+            reached: got == sent && sent > 0,
+            seen,
+            pass,
+        },
+    ))
 }
 
 /// Runs vpg-cni as a runtime does; returns the result JSON (ADD) or null.

@@ -87,6 +87,8 @@ pub enum Probe {
     /// The capture on the underlay while the other checks run (the demo fills in the
     /// outcome: [`crate::capture`]).
     Capture,
+    /// A key rotation under pings both ways (the demo fills in the outcome).
+    Rotation,
 }
 
 /// One reachability check and what must be seen.
@@ -153,9 +155,9 @@ pub fn run(cell: &Cell) -> Outcome {
                 pass: reached == cell.allow,
             }
         }
-        Probe::Capture => Outcome {
+        Probe::Capture | Probe::Rotation => Outcome {
             reached: false,
-            seen: "the capture runs beside the other checks".into(),
+            seen: "the demo runs this step itself".into(),
             pass: false,
         },
         Probe::Tcp { addr, port, count } => {
@@ -246,10 +248,13 @@ pub fn matrix(cells: &[Cell], outcomes: &[Outcome]) -> String {
                 Probe::Tcp { .. } => "tcp",
                 Probe::Ping { .. } => "icmp",
                 Probe::Capture => "capture",
+                Probe::Rotation => "icmp",
             };
             let word = |reached: bool| match (&c.probe, reached) {
                 (Probe::Capture, true) => "encrypted",
                 (Probe::Capture, false) => "clear",
+                (Probe::Rotation, true) => "no loss",
+                (Probe::Rotation, false) => "loss",
                 (_, true) => "allowed",
                 (_, false) => "blocked",
             };
