@@ -50,12 +50,13 @@ pub struct Keyring {
 
 impl Keyring {
     /// Takes the store's key at `now`: a new key (another id or material) becomes current;
-    /// the one outbound uses so far stays as the previous key until the switch. No key (the
-    /// secret was deleted): nothing (traffic to other nodes is dropped, never sent in clear).
+    /// the one outbound uses so far stays as the previous key until the switch. No usable key
+    /// (the secret deleted, or refused by the reflector for a typo, which removes its record):
+    /// the keys in use stay — dropping all traffic between nodes for a bad edit would be worse,
+    /// and a key is replaced by rotating to a new one, not by deleting it. Before any key,
+    /// there is none (traffic to other nodes is dropped, never sent in clear).
     pub fn observe(&mut self, key: Option<MasterKey>, now: Instant) {
         let Some(k) = key else {
-            self.current = None;
-            self.previous = None;
             return;
         };
         if self.current.as_ref().is_some_and(|(c, _)| *c == k) {
@@ -344,12 +345,18 @@ impl Syncer {
         let (key, note) = match cluster.ipsec_keys.as_ref().map(MasterKey::from_record) {
             None => (None, None),
             Some(Ok(k)) => (Some(k), None),
-            Some(Err(e)) => (
-                None,
-                Some(format!("encryption: the IPsec key record is unusable: {e}")),
-            ),
+            Some(Err(e)) => (None, Some(format!("the IPsec key record is unusable: {e}"))),
         };
-        let changed = self.keyring.current() != key.as_ref();
+        let note = match (&key, self.keyring.current(), note) {
+            (None, Some(k), why) => Some(format!(
+                "encryption: {}; still using key id {} (fingerprint {}) — rotate to a new key to replace it",
+                why.unwrap_or_else(|| "the IPsec key secret (kube-system/vpg-ipsec-keys) is gone".into()),
+                k.id,
+                k.fingerprint()
+            )),
+            (_, _, why) => why.map(|w| format!("encryption: {w}")),
+        };
+        let changed = key.is_some() && self.keyring.current() != key.as_ref();
         self.keyring.observe(key, now);
         if changed {
             match (self.keyring.current(), self.keyring.previous()) {
@@ -365,9 +372,7 @@ impl Syncer {
                     fingerprint = %k.fingerprint(),
                     "IPsec key in use"
                 ),
-                (None, _) => tracing::warn!(
-                    "encryption is on and the store has no usable IPsec key: traffic to other nodes is dropped"
-                ),
+                (None, _) => {}
             }
         }
         self.keyring.tidy(now, self.switch_delay());
@@ -658,9 +663,9 @@ mod tests {
             None,
             "back to the key in use: no rotation"
         );
-        // The secret deleted: no key.
+        // The secret deleted (or refused): the key in use stays.
         r.observe(None, t2 + 3 * D);
-        assert!(r.keys(t2 + 3 * D, D).is_none());
+        assert_eq!(r.keys(t2 + 3 * D, D).map(|k| k.current.id), Some(5));
     }
 
     fn enc_cfg(used: &Path) -> NodeConfig {
