@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use vpg_ksr::kinds::policy::{Peer, PolicyPort, Rule as KRule};
+use vpg_ksr::kinds::secret::{IPSEC_SECRET_NAME, IPSEC_SECRET_NAMESPACE};
 use vpg_ksr::kinds::{
-    EndpointsRecord, NamespaceRecord, NodeRecord, PodRecord, PolicyRecord, ServiceRecord,
+    EndpointsRecord, IpsecKeysRecord, NamespaceRecord, NodeRecord, PodRecord, PolicyRecord,
+    ServiceRecord,
 };
 use vpg_ksr::model::{self, Kind, PortRef, Protocol, Selector};
 use vpg_renderer::policy::{
@@ -36,6 +38,8 @@ pub struct ClusterState {
     pub endpoints: BTreeMap<String, EndpointsRecord>,
     /// Nodes.
     pub nodes: BTreeMap<String, NodeRecord>,
+    /// The IPsec key (`kube-system/vpg-ipsec-keys`), when the cluster has one.
+    pub ipsec_keys: Option<IpsecKeysRecord>,
 }
 
 fn insert<T: serde::de::DeserializeOwned>(
@@ -72,7 +76,16 @@ impl ClusterState {
                 Some(Kind::Service) => insert(&mut s.services, k, v, &mut errors),
                 Some(Kind::Endpoints) => insert(&mut s.endpoints, k, v, &mut errors),
                 Some(Kind::Node) => insert(&mut s.nodes, k, v, &mut errors),
-                None => {}
+                Some(Kind::Secret)
+                    if *k == Kind::Secret.key(Some(IPSEC_SECRET_NAMESPACE), IPSEC_SECRET_NAME) =>
+                {
+                    match model::decode::<IpsecKeysRecord>(v) {
+                        Ok(r) => s.ipsec_keys = Some(r),
+                        // The record, never the decoder's message (which may quote content).
+                        Err(_) => errors.push(format!("{k}: the record does not decode")),
+                    }
+                }
+                Some(Kind::Secret) | None => {}
             }
         }
         (s, errors)

@@ -30,6 +30,16 @@
 //! embedded = "/var/lib/vpg/agent.redb"
 //! manifests = "/etc/vpg/manifests"   # optional: run the reflector on this directory
 //! # ... or etcd:  etcd = ["http://127.0.0.1:2379"]
+//!
+//! [encryption]                # optional: ESP between nodes (docs/agent.md#encryption)
+//! enabled = true
+//! mode = "transport"          # ESP transport mode around the VXLAN packets (the only mode)
+//! sas_per_peer = 1            # SAs per direction per peer (one per vpgd worker scales)
+//! switch_delay_ms = 2000      # new key: outbound switches this long after inbound is in
+//! grace_s = 30                # old inbound SAs stay this long after the switch
+//! tunnel_mtu = 1400           # VXLAN tunnels' MTU (room for ESP on a 1500-byte underlay)
+//! id_base = 1000              # the agent's ESP SA and protect-rule ids start here
+//! used_keys = "/var/lib/vpg/agent-esp-used.json"  # outbound keys never to reuse
 //! ```
 
 use std::net::Ipv4Addr;
@@ -101,6 +111,38 @@ impl Default for Timing {
     }
 }
 
+/// Encryption between nodes: ESP in transport mode around the VXLAN packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encryption {
+    /// SAs per direction per peer (the rule lists them; worker w starts with SA w mod n).
+    pub sas_per_peer: u8,
+    /// How long after a new key is first seen the outbound traffic switches to it (the
+    /// other nodes install its inbound SAs meanwhile; no packet arrives for an SA not there).
+    pub switch_delay: Duration,
+    /// How long the previous key's inbound SAs keep accepting after the switch.
+    pub grace: Duration,
+    /// The VXLAN tunnels' MTU (the ESP overhead must fit the underlay's MTU).
+    pub tunnel_mtu: u16,
+    /// The agent's SA and protect-rule ids start here; lower ones are left alone.
+    pub id_base: u32,
+    /// Fingerprints of the outbound SA keys installed so far: AES-GCM must never see a
+    /// (key, sequence number) twice, so a key a vpgd lost (a restart) is not installed again.
+    pub used_keys: PathBuf,
+}
+
+impl Default for Encryption {
+    fn default() -> Self {
+        Encryption {
+            sas_per_peer: 1,
+            switch_delay: Duration::from_secs(2),
+            grace: Duration::from_secs(30),
+            tunnel_mtu: 1400,
+            id_base: 1000,
+            used_keys: PathBuf::from("/var/lib/vpg/agent-esp-used.json"),
+        }
+    }
+}
+
 /// A checked node configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -130,6 +172,8 @@ pub struct NodeConfig {
     pub acl_base: u32,
     /// Timers.
     pub timing: Timing,
+    /// Encryption between nodes (`None`: off).
+    pub encryption: Option<Encryption>,
 }
 
 /// A configuration error: the field and what is wrong with it.
@@ -183,6 +227,29 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     timing: RawTiming,
+    #[serde(default)]
+    encryption: Option<RawEncryption>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    sas_per_peer: Option<u32>,
+    #[serde(default)]
+    switch_delay_ms: Option<u64>,
+    #[serde(default)]
+    grace_s: Option<u64>,
+    #[serde(default)]
+    tunnel_mtu: Option<u32>,
+    #[serde(default)]
+    id_base: Option<u32>,
+    #[serde(default)]
+    used_keys: Option<PathBuf>,
 }
 
 fn default_socket() -> PathBuf {
@@ -449,6 +516,10 @@ impl NodeConfig {
         if raw.acl_base > u32::MAX - 1_000_000 {
             return Err(field("acl_base", "leaves no room for the node's ACLs"));
         }
+        let encryption = match raw.encryption {
+            Some(e) if e.enabled => Some(encryption(e)?),
+            _ => None,
+        };
         Ok(NodeConfig {
             node,
             vpgd_socket: raw.vpgd_socket,
@@ -468,6 +539,7 @@ impl NodeConfig {
             status_socket: raw.status_socket,
             acl_base: raw.acl_base,
             timing,
+            encryption,
         })
     }
 
@@ -480,6 +552,93 @@ impl NodeConfig {
     pub fn pods_dir(&self) -> PathBuf {
         self.cni_data_dir.join("pods")
     }
+}
+
+fn encryption(e: RawEncryption) -> Result<Encryption, ConfigError> {
+    let d = Encryption::default();
+    match e.mode.as_deref() {
+        None | Some("transport") => {}
+        Some(m) => {
+            return Err(field(
+                "encryption.mode",
+                format!(
+                "'{}' is not supported: \"transport\" (ESP around the VXLAN packets between nodes)",
+                m.escape_debug()
+            ),
+            ))
+        }
+    }
+    let sas_per_peer = match e.sas_per_peer {
+        None => d.sas_per_peer,
+        Some(n @ 1..=16) => n as u8,
+        Some(n) => {
+            return Err(field(
+                "encryption.sas_per_peer",
+                format!("{n} is out of range 1..=16"),
+            ))
+        }
+    };
+    let switch_delay = match e.switch_delay_ms {
+        None => d.switch_delay,
+        Some(ms) if ms <= 600_000 => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(field(
+                "encryption.switch_delay_ms",
+                format!("{ms} is above 600000 (10 minutes)"),
+            ))
+        }
+    };
+    let grace = match e.grace_s {
+        None => d.grace,
+        Some(0) => {
+            return Err(field(
+                "encryption.grace_s",
+                "must be at least 1 (the other nodes switch at their own time)",
+            ))
+        }
+        Some(s) if s <= 86_400 => Duration::from_secs(s),
+        Some(s) => {
+            return Err(field(
+                "encryption.grace_s",
+                format!("{s} is above 86400 (a day)"),
+            ))
+        }
+    };
+    let tunnel_mtu = match e.tunnel_mtu {
+        None => d.tunnel_mtu,
+        Some(m @ 576..=9000) => m as u16,
+        Some(m) => {
+            return Err(field(
+                "encryption.tunnel_mtu",
+                format!("{m} is out of range 576..=9000"),
+            ))
+        }
+    };
+    let id_base = match e.id_base {
+        None => d.id_base,
+        Some(b) if (1..=u32::MAX - 1_000_000).contains(&b) => b,
+        Some(b) => {
+            return Err(field(
+                "encryption.id_base",
+                format!("{b} must be from 1 and leave room for the node's SAs"),
+            ))
+        }
+    };
+    let used_keys = match e.used_keys {
+        None => d.used_keys,
+        Some(p) if p.as_os_str().is_empty() => {
+            return Err(field("encryption.used_keys", "is empty"))
+        }
+        Some(p) => p,
+    };
+    Ok(Encryption {
+        sas_per_peer,
+        switch_delay,
+        grace,
+        tunnel_mtu,
+        id_base,
+        used_keys,
+    })
 }
 
 /// The dotted key of the `key = value` line a toml error span points into (`overlay.vni`).
@@ -557,6 +716,37 @@ manifests = "/tmp/m"
             }
         ));
         assert_eq!(c.timing, Timing::default());
+        assert_eq!(c.encryption, None);
+        let on = NodeConfig::parse(&format!("{GOOD}[encryption]\nenabled = true\n")).unwrap();
+        assert_eq!(on.encryption, Some(Encryption::default()));
+        let off = NodeConfig::parse(&format!(
+            "{GOOD}[encryption]\nenabled = false\nsas_per_peer = 2\n"
+        ))
+        .unwrap();
+        assert_eq!(off.encryption, None);
+        let e = NodeConfig::parse(&format!(
+            "{GOOD}[encryption]\nenabled = true\nsas_per_peer = 2\nswitch_delay_ms = 500\ngrace_s = 3\ntunnel_mtu = 1380\nid_base = 50\nused_keys = \"/tmp/u\"\n"
+        ))
+        .unwrap()
+        .encryption
+        .unwrap();
+        assert_eq!(
+            (
+                e.sas_per_peer,
+                e.switch_delay,
+                e.grace,
+                e.tunnel_mtu,
+                e.id_base
+            ),
+            (
+                2,
+                Duration::from_millis(500),
+                Duration::from_secs(3),
+                1380,
+                50
+            )
+        );
+        assert_eq!(e.used_keys, PathBuf::from("/tmp/u"));
     }
 
     #[test]
@@ -617,6 +807,34 @@ manifests = "/tmp/m"
                 "node: invalid type",
             ),
         ];
+        let enc = |extra: &str| format!("{GOOD}[encryption]\nenabled = true\n{extra}\n");
+        let cases: Vec<(String, &str)> = cases
+            .into_iter()
+            .chain([
+                (
+                    enc("mode = \"tunnel\""),
+                    "encryption.mode: 'tunnel' is not supported",
+                ),
+                (
+                    enc("sas_per_peer = 0"),
+                    "encryption.sas_per_peer: 0 is out of range",
+                ),
+                (enc("sas_per_peer = 17"), "encryption.sas_per_peer"),
+                (enc("grace_s = 0"), "encryption.grace_s: must be at least 1"),
+                (
+                    enc("switch_delay_ms = 700000"),
+                    "encryption.switch_delay_ms",
+                ),
+                (enc("tunnel_mtu = 100"), "encryption.tunnel_mtu"),
+                (enc("id_base = 0"), "encryption.id_base"),
+                (enc("used_keys = \"\""), "encryption.used_keys: is empty"),
+                (enc("keys = 3"), "keys"),
+                (
+                    enc("grace_s = \"long\""),
+                    "encryption.grace_s: invalid type",
+                ),
+            ])
+            .collect();
         for (text, want) in cases {
             let e = NodeConfig::parse(&text).unwrap_err().to_string();
             assert!(e.contains(want), "{want:?} not in {e:?}");

@@ -13,7 +13,8 @@
 //! | a drop route for this node's pod CIDR (unassigned addresses do not leak to the uplink) | node configuration |
 //! | a VXLAN tunnel to every other node, a route to each of its pod CIDRs, NAT44 inside | node records |
 //! | NAT44 pool = the uplink's address; never-NAT = cluster networks, node network, pod CIDRs | node configuration, node records |
-//! | NAT44 identity for the node IP's VXLAN port (ESP joins here when encryption lands) | node configuration |
+//! | NAT44 identity for the node IP's VXLAN port, and with encryption for ESP (protocol 50) | node configuration |
+//! | with encryption: ESP features on the uplink, per other node SAs both ways (keys derived from the cluster's IPsec key) and a protect rule for all traffic to its node IP, the tunnels' MTU | node configuration, the IPsec key secret, node records |
 //! | a load-balanced NAT44 mapping per ClusterIP service port with ready endpoints; the same on the node IP for NodePorts | service and endpoints records |
 //! | ACLs: local tables on pod outputs, the global table on uplink and tunnel outputs, reflect on their inputs | policies (the renderer) |
 //!
@@ -35,8 +36,10 @@ use vpg_renderer::{Action, Renderer, Rule};
 
 use crate::cluster::ClusterState;
 use crate::config::NodeConfig;
+use crate::ipsec::{derive, MasterKey};
 use crate::model::{
-    canonical, AclContent, AclSlot, Desired, DesiredIf, IfKind, MapKey, PathByName, PoolName,
+    canonical, AclContent, AclSlot, Desired, DesiredIf, DesiredSa, IfKind, MapKey, PathByName,
+    PoolName, SaName,
 };
 use crate::podrec::LocalPod;
 
@@ -86,6 +89,22 @@ pub fn tunnel_mac(local: Ipv4Addr, remote: Ipv4Addr, vni: u32) -> Mac {
     Mac([0x02, b[0], b[1], b[2], b[3], b[4]])
 }
 
+/// The anti-replay window of the agent's inbound SAs: wide enough for the reordering of
+/// several workers handing packets to an SA's owner (vpgd's cost does not grow with it).
+pub const ESP_REPLAY_WINDOW: u32 = 1024;
+
+/// The IPsec keys in use at this moment (the sync loop's key ring decides, by time).
+#[derive(Clone, Copy, Debug)]
+pub struct EspKeys<'a> {
+    /// The cluster's current key (the secret's).
+    pub current: &'a MasterKey,
+    /// The key before it, during a rotation (its SAs stay until outbound has switched).
+    pub previous: Option<&'a MasterKey>,
+    /// Outbound still uses the previous key: the other nodes may not have the current key's
+    /// inbound SAs yet.
+    pub outbound_previous: bool,
+}
+
 /// What the desired state is computed from.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
@@ -99,6 +118,10 @@ pub struct Inputs<'a> {
     /// interface is gone, for instance); retried when their record changes or at the next
     /// periodic resync.
     pub excluded: &'a BTreeSet<String>,
+    /// With encryption on: the keys (`None`: no key in the store yet).
+    pub keys: Option<EspKeys<'a>>,
+    /// vpgd's worker threads (per-peer SA `i` is owned by worker `i mod workers`).
+    pub workers: u32,
 }
 
 /// The desired state and its explanations.
@@ -118,6 +141,8 @@ pub struct Computed {
     pub services: usize,
     /// Local ACL tables.
     pub local_tables: usize,
+    /// ESP SAs configured.
+    pub esp_sas: usize,
 }
 
 /// One renderer rule as an API ACL rule (the conversion of the renderer's ACL backend, in the
@@ -171,6 +196,7 @@ fn iface(kind: IfKind) -> DesiredIf {
         acl_out: Vec::new(),
         nat_inside: false,
         nat_outside: false,
+        esp: false,
     }
 }
 
@@ -193,6 +219,7 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
     });
     upl.addresses.insert(cfg.uplink.address);
     upl.nat_outside = true;
+    upl.esp = cfg.encryption.is_some();
     d.interfaces.insert(up.clone(), upl);
     c.why.insert(
         format!("interface {up}"),
@@ -273,6 +300,7 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
 
     // The overlay: a tunnel to every other node and routes to its pod CIDRs.
     let mut tunnels = Vec::new();
+    let mut peers: Vec<(String, Ipv4Addr)> = Vec::new();
     let mut cidrs: Vec<(Prefix, String)> = vec![(cfg.pod_cidr, cfg.node.clone())];
     for peer in inp.cluster.peers(&cfg.node) {
         let Some(ip) = peer.ip else {
@@ -302,7 +330,13 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
             remote_mac: Some(tunnel_mac(ip, node_ip, cfg.vni)),
         });
         t.nat_inside = true;
+        if let Some(e) = &cfg.encryption {
+            // ESP adds up to 37 bytes around the VXLAN packet: the inner packets must leave
+            // room for it on the underlay.
+            t.mtu = Some(e.tunnel_mtu);
+        }
         d.interfaces.insert(name.clone(), t);
+        peers.push((peer.name.clone(), ip));
         c.why.insert(
             format!("interface {name}"),
             format!("VXLAN tunnel to node {} ({ip}) vni {}", peer.name, cfg.vni),
@@ -434,8 +468,19 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
         format!("nat44 identity {vxlan}"),
         "VXLAN from other nodes reaches the node IP untranslated".into(),
     );
-    // Extension point: with encryption, ESP (protocol 50) to the node IP gets its identity
-    // mapping here too.
+    if cfg.encryption.is_some() {
+        let esp = MapKey {
+            external: node_ip,
+            proto: Some(50),
+            port: 0,
+        };
+        d.identities.insert(esp, "esp".into());
+        c.why.insert(
+            format!("nat44 identity {esp}"),
+            "ESP from other nodes reaches the node IP untranslated (encryption)".into(),
+        );
+        encryption(&inp, &peers, &mut d, &mut c);
+    }
     let mut never: Vec<Prefix> = cfg.cluster_networks.clone();
     never.push(cfg.uplink.address.network());
     never.extend(cidrs.iter().map(|(p, _)| *p));
@@ -449,6 +494,108 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
     services(&inp, &mut d, &mut c);
     c.desired = d;
     c
+}
+
+/// Encryption between nodes: per peer, `sas_per_peer` SAs each way for the current key (and
+/// the previous one during a rotation), and a rule that every packet to the peer's node IP
+/// leaves encrypted by the outbound SAs of the key outbound uses now. Without a key, the rules
+/// have no SA: traffic to other nodes is dropped, never sent in clear.
+fn encryption(inp: &Inputs<'_>, peers: &[(String, Ipv4Addr)], d: &mut Desired, c: &mut Computed) {
+    let cfg = inp.cfg;
+    let Some(enc) = &cfg.encryption else { return };
+    d.esp_grace_s = enc.grace.as_secs();
+    c.why.insert(
+        format!("esp {}", cfg.uplink.name),
+        "esp4-encrypt on output, esp4-decrypt on input (encryption between nodes)".into(),
+    );
+    let Some(keys) = inp.keys else {
+        c.notes.push(
+            "encryption: no IPsec key in the store (secret kube-system/vpg-ipsec-keys): traffic to other nodes is dropped until one arrives".into(),
+        );
+        for (name, ip) in peers {
+            d.esp_rules.insert(*ip, Vec::new());
+            c.why.insert(
+                format!("esp rule {ip}"),
+                format!("all traffic to node {name}: encryption required, no key yet (dropped)"),
+            );
+        }
+        return;
+    };
+    let workers = inp.workers.max(1);
+    let gens: Vec<(u8, &MasterKey)> = std::iter::once((0, keys.current))
+        .chain(keys.previous.map(|k| (1, k)))
+        .collect();
+    let out_gen = if keys.outbound_previous && keys.previous.is_some() {
+        1
+    } else {
+        0
+    };
+    // Inbound SPIs must be unique on this node (vpgd finds an SA by its SPI alone).
+    let mut in_spis: BTreeMap<u32, String> = BTreeMap::new();
+    for (peer, ip) in peers {
+        let mut rule = Vec::new();
+        for &(generation, key) in &gens {
+            for index in 0..enc.sas_per_peer {
+                for outbound in [true, false] {
+                    let (from, to) = if outbound {
+                        (cfg.node.as_str(), peer.as_str())
+                    } else {
+                        (peer.as_str(), cfg.node.as_str())
+                    };
+                    let dv = derive(key, from, to, index);
+                    let name = SaName {
+                        peer: *ip,
+                        outbound,
+                        generation,
+                        index,
+                    };
+                    if !outbound {
+                        if let Some(other) = in_spis.get(&dv.spi) {
+                            c.notes.push(format!(
+                                "encryption: sa {name} (node {peer}) has the SPI {:#010x} of {other}; left out",
+                                dv.spi
+                            ));
+                            continue;
+                        }
+                        in_spis.insert(dv.spi, format!("{name} (node {peer})"));
+                    }
+                    c.why.insert(
+                        format!("esp sa {name}"),
+                        format!(
+                            "node {peer}, key id {} fingerprint {}, spi {:#010x}",
+                            key.id,
+                            dv.key.fingerprint(),
+                            dv.spi
+                        ),
+                    );
+                    d.esp_sas.insert(
+                        name,
+                        DesiredSa {
+                            spi: dv.spi,
+                            crypto: key.crypto,
+                            key: dv.key,
+                            key_id: key.id,
+                            worker: Some(u32::from(index) % workers),
+                            replay_window: ESP_REPLAY_WINDOW,
+                        },
+                    );
+                    if outbound && generation == out_gen {
+                        rule.push(name);
+                    }
+                }
+            }
+        }
+        c.why.insert(
+            format!("esp rule {ip}"),
+            format!(
+                "all traffic to node {peer} leaves encrypted (key id {}, {} SAs)",
+                gens[usize::from(out_gen)].1.id,
+                rule.len()
+            ),
+        );
+        d.esp_rules.insert(*ip, rule);
+    }
+    c.esp_sas = d.esp_sas.len();
 }
 
 /// Service ports with ready endpoints → load-balanced mappings (out2in-only: an endpoint's own
@@ -545,6 +692,7 @@ fn services(inp: &Inputs<'_>, d: &mut Desired, c: &mut Computed) {
 pub(crate) mod tests {
     use super::*;
     use crate::config::NodeConfig;
+    use crate::ipsec::MasterKey;
     use vpg_ksr::kinds::endpoints::{Address, EndpointPort, Subset};
     use vpg_ksr::kinds::service::ServicePort;
     use vpg_ksr::kinds::{
@@ -681,6 +829,8 @@ embedded = "/tmp/x.redb"
             cluster,
             pods,
             excluded: &BTreeSet::new(),
+            keys: None,
+            workers: 1,
         })
     }
 
@@ -883,6 +1033,8 @@ embedded = "/tmp/x.redb"
                 pod(8, "default", "ok"),
             ],
             excluded: &excluded,
+            keys: None,
+            workers: 1,
         });
         assert_eq!(c.pods, 1);
         assert_eq!(
@@ -891,6 +1043,184 @@ embedded = "/tmp/x.redb"
             "{:?}",
             c.notes
         );
+    }
+
+    /// Node `node` (address 192.168.1.`n`) with encryption, two SAs per peer.
+    fn enc_cfg(node: &str, n: u8) -> NodeConfig {
+        NodeConfig::parse(&format!(
+            r#"
+node = "{node}"
+[uplink]
+host_if = "eth1"
+name = "up0"
+address = "192.168.1.{n}/24"
+gateway = "192.168.1.254"
+[pods]
+cidr = "10.1.{n}.0/24"
+[overlay]
+vni = 7
+[store]
+embedded = "/tmp/x.redb"
+[encryption]
+enabled = true
+sas_per_peer = 2
+"#
+        ))
+        .unwrap()
+    }
+
+    fn enc_run(cfg: &NodeConfig, keys: Option<EspKeys<'_>>) -> Computed {
+        compute(Inputs {
+            cfg,
+            cluster: &cluster(),
+            pods: &[],
+            excluded: &BTreeSet::new(),
+            keys,
+            workers: 2,
+        })
+    }
+
+    fn keys(k: &MasterKey) -> Option<EspKeys<'_>> {
+        Some(EspKeys {
+            current: k,
+            previous: None,
+            outbound_previous: false,
+        })
+    }
+
+    #[test]
+    fn encryption_gives_sas_both_ways_a_rule_per_peer_the_esp_identity_and_mtu() {
+        let k = MasterKey::for_test(3, 9, 20);
+        let c1 = enc_run(&enc_cfg("n1", 1), keys(&k));
+        let d = &c1.desired;
+        assert!(d.interfaces["up0"].esp);
+        assert!(!d.interfaces["vxc0a80102"].esp);
+        assert_eq!(d.interfaces["vxc0a80102"].mtu, Some(1400));
+        let ids: Vec<String> = d.identities.keys().map(|k| k.to_string()).collect();
+        assert_eq!(ids, ["192.168.1.1:4789/udp", "192.168.1.1/50"]);
+        // Peers n2 and n3: 2 SAs each way each.
+        assert_eq!(d.esp_sas.len(), 8, "{:?}", c1.notes);
+        assert_eq!(c1.esp_sas, 8);
+        let n2: Ipv4Addr = "192.168.1.2".parse().unwrap();
+        let rule = &d.esp_rules[&n2];
+        assert_eq!(rule.len(), 2);
+        assert!(rule
+            .iter()
+            .all(|n| n.outbound && n.peer == n2 && n.generation == 0));
+        let workers: Vec<Option<u32>> = rule.iter().map(|n| d.esp_sas[n].worker).collect();
+        assert_eq!(workers, [Some(0), Some(1)]);
+        assert!(d
+            .esp_sas
+            .values()
+            .all(|s| s.key_id == 3 && s.replay_window == ESP_REPLAY_WINDOW));
+        // Node n2 computes the mirror image: n1's outbound SA i is n2's inbound SA i.
+        let c2 = enc_run(&enc_cfg("n2", 2), keys(&k));
+        let n1: Ipv4Addr = "192.168.1.1".parse().unwrap();
+        for index in 0..2 {
+            for (a, b) in [(&c1, &c2), (&c2, &c1)] {
+                let (a_peer, b_peer) = if std::ptr::eq(a, &c1) {
+                    (n2, n1)
+                } else {
+                    (n1, n2)
+                };
+                let out = &a.desired.esp_sas[&SaName {
+                    peer: a_peer,
+                    outbound: true,
+                    generation: 0,
+                    index,
+                }];
+                let inb = &b.desired.esp_sas[&SaName {
+                    peer: b_peer,
+                    outbound: false,
+                    generation: 0,
+                    index,
+                }];
+                assert_eq!((out.spi, &out.key), (inb.spi, &inb.key));
+            }
+        }
+        // Inbound SPIs are distinct on a node; each direction has its own key.
+        let spis: BTreeSet<u32> = d
+            .esp_sas
+            .iter()
+            .filter(|(n, _)| !n.outbound)
+            .map(|(_, s)| s.spi)
+            .collect();
+        assert_eq!(spis.len(), 4);
+        let fps: BTreeSet<String> = d.esp_sas.values().map(|s| s.key.fingerprint()).collect();
+        assert_eq!(fps.len(), 8);
+        // No key in what status shows (reasons, the SAs as JSON and Debug).
+        let shown = format!(
+            "{:?} {} {:?}",
+            c1.why,
+            serde_json::to_string(&d.esp_sas).unwrap(),
+            d.esp_sas
+        );
+        let hex = crate::ipsec::key_hex(&d.esp_sas[&rule[0]].key);
+        assert!(!shown.contains(&hex[..16]), "a key shows");
+        assert!(shown.contains(&d.esp_sas[&rule[0]].key.fingerprint()));
+    }
+
+    #[test]
+    fn encryption_without_a_key_drops_rather_than_sends_in_clear() {
+        let c = enc_run(&enc_cfg("n1", 1), None);
+        assert!(c.desired.esp_sas.is_empty());
+        assert_eq!(c.desired.esp_rules.len(), 2);
+        assert!(c.desired.esp_rules.values().all(Vec::is_empty));
+        assert!(
+            c.notes.iter().any(|n| n.contains("no IPsec key")),
+            "{:?}",
+            c.notes
+        );
+        assert!(c.desired.interfaces["up0"].esp);
+        // Encryption off: nothing of it.
+        let off = run(&cluster(), &[]);
+        assert!(off.desired.esp_rules.is_empty() && !off.desired.interfaces["up0"].esp);
+        assert_eq!(off.desired.interfaces["vxc0a80102"].mtu, None);
+    }
+
+    #[test]
+    fn rotation_keeps_both_generations_and_outbound_on_the_old_key_until_the_switch() {
+        let (old, new) = (
+            MasterKey::for_test(3, 9, 20),
+            MasterKey::for_test(4, 10, 20),
+        );
+        let cfg = enc_cfg("n1", 1);
+        let n2: Ipv4Addr = "192.168.1.2".parse().unwrap();
+        let before = enc_run(&cfg, keys(&old));
+        let during = enc_run(
+            &cfg,
+            Some(EspKeys {
+                current: &new,
+                previous: Some(&old),
+                outbound_previous: true,
+            }),
+        );
+        let after = enc_run(&cfg, keys(&new));
+        assert_eq!(during.desired.esp_sas.len(), 16);
+        // The old key's SAs are exactly those of before (same SPIs and keys, so the diff
+        // keeps them); the rule still names old-key SAs.
+        let old_sas: Vec<&DesiredSa> = during
+            .desired
+            .esp_sas
+            .iter()
+            .filter(|(n, _)| n.generation == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let before_sas: Vec<&DesiredSa> = before.desired.esp_sas.values().collect();
+        assert_eq!(old_sas, before_sas);
+        let out_keys = |c: &Computed| -> Vec<u8> {
+            c.desired.esp_rules[&n2]
+                .iter()
+                .map(|n| c.desired.esp_sas[n].key_id)
+                .collect()
+        };
+        assert_eq!(out_keys(&before), [3, 3]);
+        assert_eq!(out_keys(&during), [3, 3]);
+        assert_eq!(out_keys(&after), [4, 4]);
+        // The new key changes every SPI.
+        let spis =
+            |c: &Computed| -> BTreeSet<u32> { c.desired.esp_sas.values().map(|s| s.spi).collect() };
+        assert!(spis(&before).is_disjoint(&spis(&after)));
     }
 
     #[test]

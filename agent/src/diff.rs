@@ -17,22 +17,35 @@
 //! 4. per interface: admin state, MTU, addresses, proxy ARP, neighbors;
 //! 5. ACLs added or replaced (before lists name them), then interface ACL lists;
 //! 6. routes added; NAT44 roles, pool, identities, mappings, never-NAT prefixes;
-//! 7. ACL deletions last (vpgd refuses to delete an ACL still in a list).
+//! 7. ESP: SAs in the way of a new inbound SPI deleted, new SAs added, protect rules added or
+//!    replaced (outbound traffic switches SAs here, in the same snapshot), rules deleted, then
+//!    the agent's outbound SAs no rule needs deleted and inbound SAs no longer wanted retired
+//!    with the grace period (expired ones deleted);
+//! 8. ACL deletions last (vpgd refuses to delete an ACL still in a list).
 //!
 //! ACLs are matched by role: the reflective ACL and the global table have fixed ids (`base`,
 //! `base + 1`; the global table is replaced in place), a local table keeps the id of the
 //! current ACL carrying its tag (its content hash), and a new one takes the lowest id from
 //! `base + 2` that vpgd does not have (so an id is never deleted and re-added in one
 //! transaction).
+//!
+//! ESP SAs are matched by content (SPI, direction, key fingerprint, key id, parameters; only
+//! active ones): an SA is never modified, a different key is a different SA. A new SA takes
+//! the lowest id from `esp_base` that vpgd does not have. A protect rule is matched by its
+//! peer (all traffic to one node IP) and replaced in place when its SA list changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::net::Ipv4Addr;
+
 use vpg_api::acl::Direction;
+use vpg_api::esp::{EspDirection, EspMode, EspProtectAdd, EspSaAdd};
 use vpg_api::nat44::{Nat44Identity, Nat44MappingKey, Nat44Settings};
-use vpg_api::{ConfigItem, RoutePath};
+use vpg_api::{ConfigItem, Prefix, RoutePath};
 
 use crate::model::{
-    AclSlot, CurIf, Current, Desired, IfKind, Ownership, PathByName, PoolKey, PoolName,
+    AclSlot, CurIf, Current, Desired, IfKind, Ownership, PathByName, PoolKey, PoolName, SaName,
+    SaState, ESP_DECRYPT, ESP_ENCRYPT,
 };
 
 /// A transaction and what it concerns.
@@ -285,6 +298,25 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
                 );
             }
         }
+        for ((arc, feature), have) in [(ESP_ENCRYPT, b.esp_out), (ESP_DECRYPT, b.esp_in)] {
+            if have != w.esp {
+                let (arc, feature) = (arc.to_string(), feature.to_string());
+                let item = if w.esp {
+                    ConfigItem::EnableFeature {
+                        arc,
+                        feature,
+                        sw_if,
+                    }
+                } else {
+                    ConfigItem::DisableFeature {
+                        arc,
+                        feature,
+                        sw_if,
+                    }
+                };
+                plan.push(item, s);
+            }
+        }
     }
 
     // 5. ACLs, then the lists that name them.
@@ -381,7 +413,10 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         );
     }
 
-    // 7. ACLs of the agent that nothing wants any more. One still listed on an interface the
+    // 7. ESP.
+    esp(want, cur, own, &mut plan);
+
+    // 8. ACLs of the agent that nothing wants any more. One still listed on an interface the
     // agent does not own stays (vpgd would refuse, and that list is not ours to change).
     let kept: BTreeSet<u32> = acl_ids.values().copied().collect();
     for &id in cur.acls.keys() {
@@ -398,10 +433,167 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
     plan
 }
 
+/// The ESP part of the transaction (phase 7).
+fn esp(want: &Desired, cur: &Current, own: &Ownership, plan: &mut Plan) {
+    // Desired SAs matched to the agent's active SAs by content; each current SA serves once.
+    let mine: Vec<u32> = cur
+        .esp_sas
+        .keys()
+        .copied()
+        .filter(|id| own.owns_esp(*id))
+        .collect();
+    let mut sa_ids: BTreeMap<SaName, u32> = BTreeMap::new();
+    let mut matched: BTreeSet<u32> = BTreeSet::new();
+    let mut new: Vec<SaName> = Vec::new();
+    for (name, w) in &want.esp_sas {
+        let fp = w.key.fingerprint();
+        let found = mine
+            .iter()
+            .find(|id| !matched.contains(*id) && cur.esp_sas[*id].is(name.outbound, w, &fp));
+        match found {
+            Some(&id) => {
+                sa_ids.insert(*name, id);
+                matched.insert(id);
+            }
+            None => new.push(*name),
+        }
+    }
+    // New ids: never one vpgd has (so nothing is deleted and re-added under one id).
+    let mut fresh = own.esp_base;
+    for name in &new {
+        while cur.esp_sas.contains_key(&fresh) {
+            fresh += 1;
+        }
+        sa_ids.insert(*name, fresh);
+        fresh += 1;
+    }
+    let new_in_spis: BTreeSet<u32> = new
+        .iter()
+        .filter(|n| !n.outbound)
+        .map(|n| want.esp_sas[n].spi)
+        .collect();
+    let leftovers: Vec<u32> = mine
+        .iter()
+        .copied()
+        .filter(|id| !matched.contains(id))
+        .collect();
+    // An inbound SA holding an SPI a new inbound SA needs (the same key come back within its
+    // grace period, say) goes first; so do expired inbound ones.
+    let mut gone: BTreeSet<u32> = BTreeSet::new();
+    for &id in &leftovers {
+        let s = &cur.esp_sas[&id];
+        if !s.outbound && (new_in_spis.contains(&s.spi) || s.state == SaState::Expired) {
+            plan.push(ConfigItem::EspSaDel { sa_id: id }, None);
+            gone.insert(id);
+        }
+    }
+    for name in &new {
+        let w = &want.esp_sas[name];
+        plan.push(
+            ConfigItem::EspSaAdd(EspSaAdd {
+                sa_id: sa_ids[name],
+                spi: w.spi,
+                direction: if name.outbound {
+                    EspDirection::Out
+                } else {
+                    EspDirection::In
+                },
+                mode: EspMode::Transport,
+                tunnel_src: None,
+                tunnel_dst: None,
+                crypto: w.crypto,
+                // The API takes hex; the item lives only until the transaction is sent.
+                key: crate::ipsec::key_hex(&w.key).to_string(),
+                key_id: w.key_id,
+                esn: true,
+                replay_window: Some(w.replay_window),
+                worker: w.worker,
+                lifetime: None,
+            }),
+            None,
+        );
+    }
+    // Rules: the agent's rule for a peer is replaced in place; others of the agent go.
+    let mut rule_of: BTreeMap<Ipv4Addr, u32> = BTreeMap::new();
+    let mut stale_rules: Vec<u32> = Vec::new();
+    for (&id, r) in cur.esp_rules.iter().filter(|(id, _)| own.owns_esp(**id)) {
+        match r.peer() {
+            Some(p) if want.esp_rules.contains_key(&p) && !rule_of.contains_key(&p) => {
+                rule_of.insert(p, id);
+            }
+            _ => stale_rules.push(id),
+        }
+    }
+    let mut fresh_rule = own.esp_base;
+    for (peer, names) in &want.esp_rules {
+        let sas: Vec<u32> = names
+            .iter()
+            .filter_map(|n| sa_ids.get(n).copied())
+            .collect();
+        let (rule_id, replace) = match rule_of.get(peer) {
+            Some(&id) if cur.esp_rules[&id].sas == sas => continue,
+            Some(&id) => (id, true),
+            None => {
+                while cur.esp_rules.contains_key(&fresh_rule) {
+                    fresh_rule += 1;
+                }
+                let id = fresh_rule;
+                fresh_rule += 1;
+                (id, false)
+            }
+        };
+        plan.push(
+            ConfigItem::EspProtectAdd(EspProtectAdd {
+                rule_id,
+                dst: Some(Prefix {
+                    addr: *peer,
+                    len: 32,
+                }),
+                tunnel: None,
+                proto: None,
+                port: None,
+                sas,
+                replace,
+            }),
+            None,
+        );
+    }
+    for id in stale_rules {
+        plan.push(ConfigItem::EspProtectDel { rule_id: id }, None);
+    }
+    // What the rules no longer use: outbound SAs deleted (unless a rule not the agent's still
+    // names one: that rule is not ours to change), inbound ones retired with the grace period
+    // (packets sealed by a peer that has not switched yet still open), then deleted once
+    // expired (a later pass).
+    for id in leftovers {
+        if gone.contains(&id) {
+            continue;
+        }
+        let s = &cur.esp_sas[&id];
+        if s.outbound {
+            let foreign = cur
+                .esp_rules
+                .iter()
+                .any(|(r, rule)| !own.owns_esp(*r) && rule.sas.contains(&id));
+            if !foreign {
+                plan.push(ConfigItem::EspSaDel { sa_id: id }, None);
+            }
+        } else if s.state == SaState::Active {
+            plan.push(
+                ConfigItem::EspSaRetire {
+                    sa_id: id,
+                    grace_s: want.esp_grace_s,
+                },
+                None,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{satisfies, AclContent, DesiredIf, MapKey};
+    use crate::model::{satisfies, satisfies_esp, AclContent, DesiredIf, DesiredSa, MapKey};
     use proptest::prelude::*;
     use std::net::Ipv4Addr;
     use vpg_api::acl::AclRule;
@@ -412,6 +604,7 @@ mod tests {
         Ownership {
             uplink: "up0".into(),
             acl_base: 100,
+            esp_base: 50,
         }
     }
 
@@ -473,9 +666,99 @@ mod tests {
         }
     }
 
+    const PEERS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 3)];
+
+    /// An SA of the small ESP universe: its SPI depends on the name only, so a name with
+    /// another key variant needs the SPI an older SA holds (the delete-first path).
+    fn sa(name: &SaName, variant: u8) -> DesiredSa {
+        let p = u32::from(name.peer.octets()[3]);
+        DesiredSa {
+            spi: 256
+                + p * 16
+                + u32::from(name.outbound) * 8
+                + u32::from(name.generation) * 4
+                + u32::from(name.index),
+            crypto: vpg_api::esp::EspCrypto::AesGcm128,
+            key: vpg_esp::KeyMaterial::new(vec![
+                variant.wrapping_mul(31) ^ p as u8,
+                name.outbound as u8,
+                name.generation,
+                name.index,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                1,
+                2,
+                3,
+                4,
+            ])
+            .unwrap(),
+            key_id: 1 + variant,
+            worker: Some(u32::from(name.index) % 2),
+            replay_window: 1024,
+        }
+    }
+
+    /// The ESP part: SAs over two peers, two generations, two indices, both directions, with
+    /// two key variants; rules naming some of the outbound ones.
+    fn arb_esp(
+    ) -> impl Strategy<Value = (BTreeMap<SaName, DesiredSa>, BTreeMap<Ipv4Addr, Vec<SaName>>)> {
+        (
+            proptest::collection::btree_map(0u8..16, 0u8..2, 0..10),
+            proptest::collection::btree_map(
+                0usize..2,
+                proptest::collection::vec(0u8..8, 0..3),
+                0..3,
+            ),
+        )
+            .prop_map(|(sas, rules)| {
+                let name = |k: u8| SaName {
+                    peer: PEERS[usize::from(k >> 3 & 1)],
+                    outbound: k & 4 != 0,
+                    generation: k >> 1 & 1,
+                    index: k & 1,
+                };
+                let sas: BTreeMap<SaName, DesiredSa> = sas
+                    .into_iter()
+                    .map(|(k, v)| (name(k), sa(&name(k), v)))
+                    .collect();
+                let mut rs = BTreeMap::new();
+                for (p, picks) in rules {
+                    let mut list: Vec<SaName> = Vec::new();
+                    for k in picks {
+                        // Outbound names of this peer only, each once.
+                        let n = name((p as u8) << 3 | 4 | (k & 3));
+                        if sas.contains_key(&n) && !list.contains(&n) {
+                            list.push(n);
+                        }
+                    }
+                    rs.insert(PEERS[p], list);
+                }
+                (sas, rs)
+            })
+    }
+
+    fn arb_desired() -> impl Strategy<Value = Desired> {
+        (arb_base(), arb_esp()).prop_map(|(mut d, (sas, rules))| {
+            d.esp_sas = sas;
+            d.esp_rules = rules;
+            d.esp_grace_s = 5;
+            d
+        })
+    }
+
     /// A random but valid desired state over a small universe (so desired and current
     /// overlap often).
-    fn arb_desired() -> impl Strategy<Value = Desired> {
+    fn arb_base() -> impl Strategy<Value = Desired> {
         let itf = (
             any::<u8>(),
             any::<bool>(),
@@ -554,6 +837,8 @@ mod tests {
                                 acl_out: pick(acl / 2),
                                 nat_inside: ni,
                                 nat_outside: no,
+                                // Often on the uplink, sometimes elsewhere.
+                                esp: (v % 4 == 1) || (*name == "up0" && v % 2 == 0),
                             },
                         );
                     }
@@ -624,6 +909,7 @@ mod tests {
             .prop_map(|(d, noise, gap)| {
                 let mut c = Current {
                     next_sw_if: 0,
+                    workers: 2,
                     ..Current::default()
                 };
                 // A foreign interface with a foreign ACL and route, and indices with gaps.
@@ -643,6 +929,18 @@ mod tests {
                         direction: Direction::Input,
                         acls: vec![7],
                     },
+                    // An operator's own SAs and rule (ids below the agent's base).
+                    ConfigItem::EspSaAdd(foreign_sa(5, true)),
+                    ConfigItem::EspSaAdd(foreign_sa(6, false)),
+                    ConfigItem::EspProtectAdd(EspProtectAdd {
+                        rule_id: 5,
+                        dst: Some(prefix(99, 16)),
+                        tunnel: None,
+                        proto: None,
+                        port: None,
+                        sas: vec![5],
+                        replace: false,
+                    }),
                 ])
                 .unwrap();
                 c.next_sw_if += gap;
@@ -656,6 +954,57 @@ mod tests {
                         continue;
                     }
                     let sw = sws[a as usize % sws.len()];
+                    let sas: Vec<u32> = c.esp_sas.keys().copied().filter(|s| *s >= 50).collect();
+                    let rules: Vec<u32> =
+                        c.esp_rules.keys().copied().filter(|r| *r >= 50).collect();
+                    let esp_item = match (what % 16, sas.is_empty(), rules.is_empty()) {
+                        (9, false, _) => Some(ConfigItem::EspSaRetire {
+                            sa_id: sas[b as usize % sas.len()],
+                            grace_s: 3,
+                        }),
+                        (10, false, _) => Some(ConfigItem::EspSaDel {
+                            sa_id: sas[b as usize % sas.len()],
+                        }),
+                        (11, _, false) => Some(ConfigItem::EspProtectDel {
+                            rule_id: rules[b as usize % rules.len()],
+                        }),
+                        (12, _, false) => Some(ConfigItem::EspProtectAdd(EspProtectAdd {
+                            rule_id: rules[b as usize % rules.len()],
+                            dst: Some(Prefix {
+                                addr: PEERS[usize::from(b % 2)],
+                                len: 32,
+                            }),
+                            tunnel: None,
+                            proto: None,
+                            port: None,
+                            sas: sas
+                                .iter()
+                                .copied()
+                                .filter(|s| c.esp_sas[s].outbound)
+                                .take(1)
+                                .collect(),
+                            replace: true,
+                        })),
+                        (13, _, _) => {
+                            // Time passes: retired SAs expire.
+                            for s in c.esp_sas.values_mut() {
+                                if s.state == SaState::Retiring {
+                                    s.state = SaState::Expired;
+                                }
+                            }
+                            None
+                        }
+                        (14, _, _) => Some(ConfigItem::EnableFeature {
+                            arc: ESP_ENCRYPT.0.into(),
+                            feature: ESP_ENCRYPT.1.into(),
+                            sw_if: sw,
+                        }),
+                        _ => None,
+                    };
+                    if let Some(item) = esp_item {
+                        let _ = c.apply_all(&[item]);
+                        continue;
+                    }
                     let item = match what % 9 {
                         0 => ConfigItem::DeleteInterface { sw_if: sw },
                         1 => ConfigItem::AddAddress {
@@ -723,6 +1072,12 @@ mod tests {
             if let Err(e) = satisfies(&d, &after.view(&own())) {
                 panic!("{e}\nplan {:#?}", plan.items);
             }
+            if let Err(e) = satisfies_esp(&d, &after, &own()) {
+                panic!("{e}\nplan {:#?}\ncurrent before {:#?}", plan.items, c.esp_sas);
+            }
+            // The operator's SAs and rule are untouched.
+            prop_assert_eq!(&after.esp_rules[&5].sas, &vec![5]);
+            prop_assert!(after.esp_sas.contains_key(&6));
             prop_assert!(diff(&d, &after, &own()).is_empty(), "{:?}", diff(&d, &after, &own()).items);
             // The foreign interface, its ACL and its list are untouched.
             let ext = after.by_name("ext0").unwrap().1;
@@ -739,9 +1094,35 @@ mod tests {
         fn diff_of_a_state_with_itself_is_empty(c in arb_current(), d in arb_desired()) {
             let mut c = c;
             c.apply_all(&diff(&d, &c, &own()).items).unwrap();
-            let v = c.view(&own());
+            let mut v = c.view(&own());
+            // vpgd does not name SAs: the view has none; those the state was brought to are.
+            v.esp_sas = d.esp_sas.clone();
+            v.esp_rules = d.esp_rules.clone();
+            v.esp_grace_s = d.esp_grace_s;
             let plan = diff(&v, &c, &own());
             prop_assert!(plan.is_empty(), "{:?}", plan.items);
+        }
+    }
+
+    fn foreign_sa(id: u32, outbound: bool) -> EspSaAdd {
+        EspSaAdd {
+            sa_id: id,
+            spi: 100_000 + id,
+            direction: if outbound {
+                EspDirection::Out
+            } else {
+                EspDirection::In
+            },
+            mode: EspMode::Transport,
+            tunnel_src: None,
+            tunnel_dst: None,
+            crypto: vpg_api::esp::EspCrypto::AesGcm128,
+            key: "ab".repeat(20),
+            key_id: 9,
+            esn: false,
+            replay_window: None,
+            worker: None,
+            lifetime: None,
         }
     }
 
@@ -761,6 +1142,7 @@ mod tests {
             acl_out: vec![],
             nat_inside: false,
             nat_outside: true,
+            esp: false,
         };
         d.interfaces.insert("up0".into(), i.clone());
         d.routes.insert(

@@ -12,6 +12,7 @@
 //! | [`model`] | vpgd's configuration as current (dumped) and desired (named) state; a model of vpgd's transaction semantics |
 //! | [`desired`] | the desired state: a pure function of records and configuration |
 //! | [`diff`] | the minimal transaction from current to desired |
+//! | [`ipsec`] | the cluster's IPsec key; per node pair and direction SA keys and SPIs derived from it |
 //! | [`vpgd`] | reading the current state from vpgd's dumps, applying a plan |
 //! | [`sync`] | one resync: dump, diff, one transaction; counters |
 //! | [`run`] | the loop: store watch, pod records, debounce, retries, vpgd restarts |
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod desired;
 pub mod diff;
+pub mod ipsec;
 pub mod model;
 pub mod podrec;
 pub mod run;

@@ -8,7 +8,12 @@
 //! takes its routes, ACL lists, NAT role and pool entry with it). The diff's property tests run
 //! its output through it, so an ordering mistake in a transaction shows as a refusal there
 //! rather than as a refused transaction on a node. [`Current::view`] projects what vpgd holds
-//! back into the desired form, the independent oracle those tests compare against.
+//! back into the desired form, the independent oracle those tests compare against, and
+//! [`satisfies_esp`] checks the ESP SAs and protect rules against the desired ones directly.
+//!
+//! ESP SAs are matched by content, not by id: an SA's key never changes in place (vpgd
+//! cannot, and a changed key is a new SA with a new SPI), so an SA is either exactly right or
+//! replaced. The agent's SAs and protect rules have ids from [`Ownership::esp_base`] up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -16,8 +21,10 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 use vpg_api::acl::{AclRule, Direction};
+use vpg_api::esp::{EspCrypto, EspDirection, EspMode};
 use vpg_api::nat44::{Nat44Mapping, Nat44PoolEntry};
 use vpg_api::{ConfigItem, Mac, Prefix, RoutePath};
+use vpg_esp::KeyMaterial;
 
 /// What an interface is; an interface whose kind must change is deleted and created again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -206,7 +213,16 @@ pub struct CurIf {
     pub nat_inside: bool,
     /// NAT44 outside role.
     pub nat_outside: bool,
+    /// `esp4-encrypt` enabled on its `ip4-output` arc.
+    pub esp_out: bool,
+    /// `esp4-decrypt` enabled on its `ip4-unicast` arc.
+    pub esp_in: bool,
 }
+
+/// The feature arc and node of ESP encryption (output) and decryption (input).
+pub const ESP_ENCRYPT: (&str, &str) = ("ip4-output", "esp4-encrypt");
+/// See [`ESP_ENCRYPT`].
+pub const ESP_DECRYPT: (&str, &str) = ("ip4-unicast", "esp4-decrypt");
 
 impl CurIf {
     /// A new interface as vpgd creates it: AF_PACKET ports admin down with MTU 1500, tunnels
@@ -225,8 +241,150 @@ impl CurIf {
             acl_out: Vec::new(),
             nat_inside: false,
             nat_outside: false,
+            esp_out: false,
+            esp_in: false,
         }
     }
+}
+
+/// Where an SA stands in vpgd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaState {
+    /// Usable (also `soft-expired`: still usable).
+    Active,
+    /// Retired: usable until its grace period ends.
+    Retiring,
+    /// Unusable (retired past its grace period, or past a hard limit): only worth deleting.
+    Expired,
+}
+
+/// One ESP SA in vpgd (never its key: the fingerprint identifies it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurSa {
+    /// SPI.
+    pub spi: u32,
+    /// Outbound (else inbound).
+    pub outbound: bool,
+    /// Transport mode (the agent's SAs are).
+    pub transport: bool,
+    /// AEAD.
+    pub crypto: EspCrypto,
+    /// Key id.
+    pub key_id: u8,
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Anti-replay window.
+    pub replay_window: u32,
+    /// Owner worker.
+    pub worker: u32,
+    /// Whether it has lifetime limits (the agent's have none).
+    pub lifetime: bool,
+    /// State.
+    pub state: SaState,
+    /// Seconds left before a retiring SA expires.
+    pub retire_in_s: Option<u64>,
+}
+
+impl CurSa {
+    /// Whether this SA is exactly the desired one (an active SA with the same SPI, direction,
+    /// key and parameters).
+    pub fn is(&self, outbound: bool, want: &DesiredSa, fingerprint: &str) -> bool {
+        self.state == SaState::Active
+            && self.outbound == outbound
+            && self.transport
+            && self.spi == want.spi
+            && self.crypto == want.crypto
+            && self.key_id == want.key_id
+            && self.fingerprint == fingerprint
+            && self.esn
+            && self.replay_window == want.replay_window
+            && want.worker.is_none_or(|w| w == self.worker)
+            && !self.lifetime
+    }
+}
+
+/// One ESP protect rule in vpgd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurRule {
+    /// Destination.
+    pub dst: Prefix,
+    /// Protocol.
+    pub proto: Option<u8>,
+    /// Port.
+    pub port: Option<u16>,
+    /// The VXLAN tunnel it was made for.
+    pub tunnel: Option<u32>,
+    /// Outbound SA ids.
+    pub sas: Vec<u32>,
+}
+
+impl CurRule {
+    /// The peer a rule of the agent's shape protects: all traffic to one address.
+    pub fn peer(&self) -> Option<Ipv4Addr> {
+        (self.dst.len == 32 && self.proto.is_none() && self.port.is_none() && self.tunnel.is_none())
+            .then_some(self.dst.addr)
+    }
+}
+
+/// An SA of the desired state, named by what it is for (ids are chosen when diffing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SaName {
+    /// The peer node's IP.
+    pub peer: Ipv4Addr,
+    /// Outbound (to the peer) or inbound (from it).
+    pub outbound: bool,
+    /// 0: the current key; 1: the previous key (during a rotation).
+    pub generation: u8,
+    /// Which of the per-peer SAs.
+    pub index: u8,
+}
+
+impl fmt::Display for SaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}key #{}",
+            if self.outbound { "out to" } else { "in from" },
+            self.peer,
+            if self.generation == 0 {
+                ""
+            } else {
+                "previous "
+            },
+            self.index
+        )
+    }
+}
+
+impl Serialize for SaName {
+    /// As its text (it keys maps, which JSON wants as strings).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn fingerprint_of<S: serde::Serializer>(k: &KeyMaterial, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.fingerprint())
+}
+
+/// An SA as the agent wants it (transport mode, ESN, no lifetime).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DesiredSa {
+    /// SPI.
+    pub spi: u32,
+    /// AEAD.
+    pub crypto: EspCrypto,
+    /// Key material (serialized as its fingerprint; `Debug` shows only that too).
+    #[serde(serialize_with = "fingerprint_of")]
+    pub key: KeyMaterial,
+    /// Key id.
+    pub key_id: u8,
+    /// Owner worker (`None`: any).
+    pub worker: Option<u32>,
+    /// Anti-replay window.
+    pub replay_window: u32,
 }
 
 /// vpgd's configuration, as its dumps show it.
@@ -248,6 +406,12 @@ pub struct Current {
     pub identities: BTreeMap<IdKey, String>,
     /// NAT44 never-NAT prefixes, sorted.
     pub never_nat: Vec<Prefix>,
+    /// vpgd's worker threads (SA owners are below this).
+    pub workers: u32,
+    /// ESP SAs.
+    pub esp_sas: BTreeMap<u32, CurSa>,
+    /// ESP protect rules.
+    pub esp_rules: BTreeMap<u32, CurRule>,
 }
 
 /// An interface as the agent wants it. `None` fields are left as they are.
@@ -273,6 +437,8 @@ pub struct DesiredIf {
     pub nat_inside: bool,
     /// NAT44 outside role.
     pub nat_outside: bool,
+    /// ESP: `esp4-encrypt` on output and `esp4-decrypt` on input.
+    pub esp: bool,
 }
 
 /// The configuration the agent wants vpgd to hold, for the objects it owns.
@@ -292,6 +458,13 @@ pub struct Desired {
     pub identities: BTreeMap<IdKey, String>,
     /// NAT44 never-NAT prefixes, sorted, deduplicated.
     pub never_nat: Vec<Prefix>,
+    /// ESP SAs.
+    pub esp_sas: BTreeMap<SaName, DesiredSa>,
+    /// ESP protect rules: all traffic to this peer node IP leaves encrypted by these outbound
+    /// SAs (empty: encryption required and no key: dropped).
+    pub esp_rules: BTreeMap<Ipv4Addr, Vec<SaName>>,
+    /// Grace period given to inbound SAs no longer wanted (retired, then deleted).
+    pub esp_grace_s: u64,
 }
 
 /// Which of vpgd's objects belong to the agent.
@@ -301,6 +474,8 @@ pub struct Ownership {
     pub uplink: String,
     /// ACL ids from here up.
     pub acl_base: u32,
+    /// ESP SA and protect-rule ids from here up.
+    pub esp_base: u32,
 }
 
 impl Ownership {
@@ -311,6 +486,11 @@ impl Ownership {
         name == self.uplink
             || crate::desired::is_pod_ifname(name)
             || crate::desired::is_tunnel_ifname(name)
+    }
+
+    /// Whether ESP SA or protect rule `id` is in the agent's range.
+    pub fn owns_esp(&self, id: u32) -> bool {
+        id >= self.esp_base
     }
 
     /// Whether ACL `id` is in the agent's range.
@@ -573,6 +753,106 @@ impl Current {
                     self.never_nat = p;
                 }
             }
+            C::EnableFeature {
+                arc,
+                feature,
+                sw_if,
+            }
+            | C::DisableFeature {
+                arc,
+                feature,
+                sw_if,
+            } => {
+                let on = matches!(item, C::EnableFeature { .. });
+                let which = (arc.as_str(), feature.as_str());
+                let i = self.itf(item, *sw_if)?;
+                if which == ESP_ENCRYPT {
+                    i.esp_out = on;
+                } else if which == ESP_DECRYPT {
+                    i.esp_in = on;
+                } else {
+                    return Err(err(item, "not modelled"));
+                }
+            }
+            C::EspSaAdd(a) => {
+                if self.esp_sas.contains_key(&a.sa_id) {
+                    return Err(err(item, "sa exists"));
+                }
+                let inbound = a.direction == EspDirection::In;
+                if inbound && self.esp_sas.values().any(|s| !s.outbound && s.spi == a.spi) {
+                    return Err(err(item, format!("spi {:#x} taken", a.spi)));
+                }
+                let workers = self.workers.max(1);
+                let worker = a.worker.unwrap_or(a.spi % workers);
+                if worker >= workers {
+                    return Err(err(item, format!("no worker {worker}")));
+                }
+                let key = KeyMaterial::from_hex(&a.key).map_err(|e| err(item, e))?;
+                self.esp_sas.insert(
+                    a.sa_id,
+                    CurSa {
+                        spi: a.spi,
+                        outbound: !inbound,
+                        transport: a.mode == EspMode::Transport,
+                        crypto: a.crypto,
+                        key_id: a.key_id,
+                        fingerprint: key.fingerprint(),
+                        esn: a.esn,
+                        replay_window: a.replay_window.unwrap_or(64),
+                        worker,
+                        lifetime: a.lifetime.is_some_and(|l| l != Default::default()),
+                        state: SaState::Active,
+                        retire_in_s: None,
+                    },
+                );
+            }
+            C::EspSaDel { sa_id } => {
+                if !self.esp_sas.contains_key(sa_id) {
+                    return Err(err(item, "no such sa"));
+                }
+                if self.esp_rules.values().any(|r| r.sas.contains(sa_id)) {
+                    return Err(err(item, "in use by a rule"));
+                }
+                self.esp_sas.remove(sa_id);
+            }
+            C::EspSaRetire { sa_id, grace_s } => {
+                let sa = self
+                    .esp_sas
+                    .get_mut(sa_id)
+                    .ok_or_else(|| err(item, "no such sa"))?;
+                sa.state = SaState::Retiring;
+                sa.retire_in_s = Some(*grace_s);
+            }
+            C::EspProtectAdd(r) => {
+                if self.esp_rules.contains_key(&r.rule_id) && !r.replace {
+                    return Err(err(item, "rule exists"));
+                }
+                let Some(dst) = r.dst else {
+                    return Err(err(item, "not modelled (tunnel rule)"));
+                };
+                for sa in &r.sas {
+                    match self.esp_sas.get(sa) {
+                        Some(s) if s.outbound => {}
+                        Some(_) => return Err(err(item, format!("sa {sa} is not outbound"))),
+                        None => return Err(err(item, format!("no sa {sa}"))),
+                    }
+                }
+                self.esp_rules.insert(
+                    r.rule_id,
+                    CurRule {
+                        dst,
+                        proto: r.proto,
+                        port: r.port,
+                        tunnel: None,
+                        sas: r.sas.clone(),
+                    },
+                );
+            }
+            C::EspProtectDel { rule_id } => {
+                if self.esp_rules.remove(rule_id).is_none() {
+                    return Err(err(item, "no such rule"));
+                }
+            }
             other => return Err(err(other, "not modelled")),
         }
         Ok(())
@@ -620,6 +900,7 @@ impl Current {
                     acl_out: i.acl_out.iter().map(|a| slot(*a)).collect(),
                     nat_inside: i.nat_inside,
                     nat_outside: i.nat_outside,
+                    esp: i.esp_out && i.esp_in,
                 },
             );
         }
@@ -652,8 +933,83 @@ impl Current {
         d.mappings = self.mappings.clone();
         d.identities = self.identities.clone();
         d.never_nat = self.never_nat.clone();
+        // ESP SAs are not named in vpgd (the agent names them by peer and key generation):
+        // the view leaves them out and [`satisfies_esp`] checks them against the desired
+        // state directly.
         d
     }
+}
+
+/// Whether vpgd's ESP state is what `want` asks for, for the agent's SAs and rules: every
+/// desired SA exactly once among the agent's active SAs, no other active SA of the agent, no
+/// outbound or expired leftover (retiring inbound SAs may remain until they expire), every
+/// desired rule with exactly its SAs in order and no other rule of the agent; and the ESP
+/// features on exactly the interfaces that want them.
+pub fn satisfies_esp(want: &Desired, cur: &Current, own: &Ownership) -> Result<(), String> {
+    let mine: BTreeMap<u32, &CurSa> = cur
+        .esp_sas
+        .iter()
+        .filter(|(id, _)| own.owns_esp(**id))
+        .map(|(id, s)| (*id, s))
+        .collect();
+    let mut ids: BTreeMap<SaName, u32> = BTreeMap::new();
+    for (name, w) in &want.esp_sas {
+        let fp = w.key.fingerprint();
+        let found: Vec<u32> = mine
+            .iter()
+            .filter(|(_, s)| s.is(name.outbound, w, &fp))
+            .map(|(id, _)| *id)
+            .collect();
+        match found[..] {
+            [id] => {
+                ids.insert(*name, id);
+            }
+            _ => return Err(format!("sa {name}: {} matches ({found:?})", found.len())),
+        }
+    }
+    let wanted: BTreeSet<u32> = ids.values().copied().collect();
+    for (id, s) in &mine {
+        if wanted.contains(id) {
+            continue;
+        }
+        let leftover_ok = !s.outbound && s.state == SaState::Retiring;
+        if !leftover_ok {
+            return Err(format!("sa {id} ({s:?}) should not be there"));
+        }
+    }
+    let mut rules: BTreeMap<Ipv4Addr, Vec<u32>> = BTreeMap::new();
+    for (id, r) in cur.esp_rules.iter().filter(|(id, _)| own.owns_esp(**id)) {
+        let Some(peer) = r.peer() else {
+            return Err(format!("rule {id} ({r:?}) is not the agent's shape"));
+        };
+        if rules.insert(peer, r.sas.clone()).is_some() {
+            return Err(format!("two rules for {peer}"));
+        }
+    }
+    let want_rules: BTreeMap<Ipv4Addr, Vec<u32>> = want
+        .esp_rules
+        .iter()
+        .map(|(p, names)| {
+            (
+                *p,
+                names.iter().filter_map(|n| ids.get(n).copied()).collect(),
+            )
+        })
+        .collect();
+    if rules != want_rules {
+        return Err(format!("rules {rules:?} != {want_rules:?}"));
+    }
+    for i in cur.interfaces.values() {
+        if let Some(w) = want.interfaces.get(&i.name) {
+            if (i.esp_out, i.esp_in) != (w.esp, w.esp) {
+                return Err(format!(
+                    "interface {}: esp out {} in {}, want {}",
+                    i.name, i.esp_out, i.esp_in, w.esp
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `have` (a [`Current::view`]) is what `want` asks for: equal, except that `None`
@@ -676,7 +1032,8 @@ pub fn satisfies(want: &Desired, have: &Desired) -> Result<(), String> {
                 .all(|(ip, m)| h.neighbors.get(ip) == Some(m))
             && w.acl_in == h.acl_in
             && w.acl_out == h.acl_out
-            && (w.nat_inside, w.nat_outside) == (h.nat_inside, h.nat_outside);
+            && (w.nat_inside, w.nat_outside) == (h.nat_inside, h.nat_outside)
+            && w.esp == h.esp;
         if !ok {
             return Err(format!("interface {n}: want {w:?}, have {h:?}"));
         }

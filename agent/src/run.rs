@@ -358,6 +358,9 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
         if let Some(r) = retry_at {
             deadline = deadline.min(r);
         }
+        if let Some(w) = syncer.esp_wake() {
+            deadline = deadline.min(w);
+        }
         let mut stop = false;
         match wake.recv_timeout(deadline.saturating_duration_since(now)) {
             Ok(Wake::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
@@ -419,6 +422,8 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
         }
         due |= dirty.is_some_and(|d| now >= d + t.debounce);
         due |= retry_at.is_some_and(|r| now >= r);
+        // The encryption's timers: a rotation's outbound switch, a retired SA's expiry.
+        due |= syncer.esp_wake().is_some_and(|w| now >= w);
         if !due {
             continue;
         }

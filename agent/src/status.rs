@@ -103,6 +103,29 @@ pub struct Status {
     pub notes: Vec<String>,
     /// Every configured object and why it is there.
     pub objects: BTreeMap<String, String>,
+    /// Encryption between nodes, when on.
+    #[serde(default)]
+    pub encryption: Option<EncryptionStatus>,
+}
+
+/// The encryption's keys and SAs (ids and fingerprints only, never a key).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionStatus {
+    /// The current key's id (none: no key in the store).
+    pub key_id: Option<u8>,
+    /// Its fingerprint.
+    pub fingerprint: Option<String>,
+    /// During a rotation: the previous key's id.
+    pub previous_key_id: Option<u8>,
+    /// The key outbound traffic uses now.
+    pub outbound_key_id: Option<u8>,
+    /// Milliseconds until outbound switches to the current key (during a rotation).
+    pub switch_in_ms: Option<u64>,
+    /// SAs in the desired state.
+    pub sas: usize,
+    /// Outbound SAs withheld because their key was used before by a vpgd that lost it (a
+    /// restart): reusing it would repeat AES-GCM nonces. A new key id ends this.
+    pub withheld: usize,
 }
 
 /// `t` as RFC 3339 UTC (`2024-02-29T23:59:59Z`).
@@ -187,6 +210,31 @@ impl Status {
         if let Some(e) = &self.last_error {
             let _ = writeln!(s, "last error:    {e}");
         }
+        if let Some(e) = &self.encryption {
+            let id = |k: Option<u8>| k.map_or_else(|| "none".to_string(), |k| k.to_string());
+            let _ = write!(
+                s,
+                "encryption:    key id {} ({}), outbound key id {}, {} SAs",
+                id(e.key_id),
+                e.fingerprint.as_deref().unwrap_or("no key"),
+                id(e.outbound_key_id),
+                e.sas
+            );
+            if let Some(p) = e.previous_key_id {
+                let _ = write!(s, "; rotating from key id {p}");
+                if let Some(ms) = e.switch_in_ms {
+                    let _ = write!(s, ", outbound switches in {ms} ms");
+                }
+            }
+            if e.withheld > 0 {
+                let _ = write!(
+                    s,
+                    "; {} outbound SAs withheld (key used before)",
+                    e.withheld
+                );
+            }
+            let _ = writeln!(s);
+        }
         for e in &self.excluded {
             let _ = writeln!(s, "excluded:      {e}");
         }
@@ -232,5 +280,22 @@ mod tests {
         assert!(t.contains("state:         in-sync"));
         assert!(t.contains("last txn:      add_route 2"));
         assert!(t.contains("last resync:   never"));
+        assert!(!t.contains("encryption:"));
+        s.encryption = Some(EncryptionStatus {
+            key_id: Some(4),
+            fingerprint: Some("0011223344556677".into()),
+            previous_key_id: Some(3),
+            outbound_key_id: Some(3),
+            switch_in_ms: Some(1500),
+            sas: 8,
+            withheld: 0,
+        });
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&j).unwrap(), s);
+        let t = s.render();
+        assert!(
+            t.contains("encryption:    key id 4 (0011223344556677), outbound key id 3, 8 SAs; rotating from key id 3, outbound switches in 1500 ms"),
+            "{t}"
+        );
     }
 }

@@ -389,10 +389,13 @@ pub(crate) mod tests {
             cluster: &cluster,
             pods: &pods,
             excluded: &BTreeSet::new(),
+            keys: None,
+            workers: 1,
         });
         let own = Ownership {
             uplink: cfg.uplink.name.clone(),
             acl_base: cfg.acl_base,
+            esp_base: crate::config::Encryption::default().id_base,
         };
         let cur = Current::default();
         let plan = diff(&computed.desired, &cur, &own);

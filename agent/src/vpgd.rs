@@ -1,4 +1,5 @@
-//! Talking to vpgd: reading its configuration into a [`Current`] from the dumps, and applying a
+//! Talking to vpgd: reading its configuration into a [`Current`] from the dumps (interfaces,
+//! tunnels, neighbors, routes, ACLs, NAT44, features, ESP SAs and rules), and applying a
 //! [`Plan`] as one transaction. Blocking (vpg-api's client); the loop runs it on its own
 //! thread.
 
@@ -9,7 +10,11 @@ use vpg_api::nat44::Nat44SummaryDetails;
 use vpg_api::{ApiError, Applied, Client, ClientError, Details, Request};
 
 use crate::diff::Plan;
-use crate::model::{canonical, AclContent, CurIf, Current, IfKind, MapKey, PoolKey};
+use crate::model::{
+    canonical, AclContent, CurIf, CurRule, CurSa, Current, IfKind, MapKey, PoolKey, SaState,
+    ESP_DECRYPT, ESP_ENCRYPT,
+};
+use vpg_api::esp::{EspDirection, EspMode};
 
 /// How long a request may take before vpgd counts as gone.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,11 +69,12 @@ fn dump(c: &mut Client, r: Request) -> Result<Vec<Details>, VpgdError> {
 
 /// Reads vpgd's configuration (about ten dumps; nothing is changed).
 pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
+    let version = c.version()?;
     let mut cur = Current {
-        next_sw_if: c
-            .version()?
+        next_sw_if: version
             .next_sw_if
             .ok_or_else(|| VpgdError::Unusable("vpgd does not report next_sw_if".into()))?,
+        workers: version.workers as u32,
         ..Current::default()
     };
     for d in c.interfaces()? {
@@ -169,6 +175,53 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
             nn.sort();
             nn.dedup();
             cur.never_nat = nn;
+        }
+    }
+    for f in c.features()? {
+        if let Some(i) = cur.interfaces.get_mut(&f.sw_if) {
+            let which = (f.arc.as_str(), f.feature.as_str());
+            i.esp_out |= which == ESP_ENCRYPT;
+            i.esp_in |= which == ESP_DECRYPT;
+        }
+    }
+    for d in dump(c, Request::DumpEspSas)? {
+        if let Details::EspSa(s) = d {
+            let state = match s.state.as_str() {
+                "active" | "soft-expired" => SaState::Active,
+                "retiring" => SaState::Retiring,
+                _ => SaState::Expired,
+            };
+            cur.esp_sas.insert(
+                s.sa_id,
+                CurSa {
+                    spi: s.spi,
+                    outbound: s.direction == EspDirection::Out,
+                    transport: s.mode == EspMode::Transport,
+                    crypto: s.crypto,
+                    key_id: s.key_id,
+                    fingerprint: s.fingerprint,
+                    esn: s.esn,
+                    replay_window: s.replay_window,
+                    worker: s.worker,
+                    lifetime: s.lifetime != Default::default(),
+                    state,
+                    retire_in_s: s.retire_in_s,
+                },
+            );
+        }
+    }
+    for d in dump(c, Request::DumpEspProtect)? {
+        if let Details::EspProtect(r) = d {
+            cur.esp_rules.insert(
+                r.rule_id,
+                CurRule {
+                    dst: r.dst,
+                    proto: r.proto,
+                    port: r.port,
+                    tunnel: r.tunnel,
+                    sas: r.sas,
+                },
+            );
         }
     }
     Ok(cur)

@@ -211,10 +211,18 @@ pub fn check_mapping(m: &Nat44Mapping) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks an identity mapping.
+/// Checks an identity mapping: any protocol without a port (ESP, protocol 50, to the node IP),
+/// a port only with TCP or UDP.
 pub fn check_identity(m: &Nat44Identity) -> Result<(), ApiError> {
     check_host_ip("address", m.address)?;
-    check_proto(m.proto, m.port, "identity mapping")
+    match m.proto {
+        Some(0) => Err(ApiError::bad_request(
+            "proto",
+            "identity mapping: proto 0 is not a protocol (omit proto for every protocol)",
+        )),
+        Some(p) if m.port == 0 && p != 6 && p != 17 => Ok(()),
+        _ => check_proto(m.proto, m.port, "identity mapping"),
+    }
 }
 
 /// Checks settings.
@@ -456,6 +464,23 @@ mod tests {
         ];
         for (m, field) in cases {
             let e = check_mapping(&m).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        }
+        let id = |proto, port| Nat44Identity {
+            address: "192.168.1.1".parse().unwrap(),
+            proto,
+            port,
+            tag: "t".into(),
+        };
+        check_identity(&id(Some(50), 0)).unwrap();
+        check_identity(&id(Some(17), 4789)).unwrap();
+        check_identity(&id(None, 0)).unwrap();
+        for (bad, field) in [
+            (id(Some(50), 500), "proto"),
+            (id(Some(0), 0), "proto"),
+            (id(None, 80), "proto"),
+        ] {
+            let e = check_identity(&bad).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
         }
         let e = check_pool_entry(&Nat44PoolEntry {

@@ -12,6 +12,7 @@
 //! reachability matrix (policies, the overlay, a service, SNAT), prints vpg's tables, and
 //! cleans up on every exit path. The exit status is non-zero when any expectation fails.
 
+mod capture;
 mod cleanup;
 mod cluster;
 mod traffic;
@@ -46,6 +47,9 @@ struct Bins {
 }
 
 const UNDERLAY_GW: &str = "192.168.100.254";
+/// The pods' and the VXLAN tunnels' MTU with encryption: ESP's 37 bytes around the 1450-byte
+/// VXLAN packet would not fit the underlay's 1500.
+const ENCRYPTED_MTU: u32 = 1400;
 const INTERNET: &str = "203.0.113.1";
 
 fn main() {
@@ -211,6 +215,7 @@ impl Node {
             );
         }
         out += &self.vpgctl(bins, &["show", "errors"]);
+        out += &self.vpgctl(bins, &["show", "esp", "summary"]);
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         out += "agent log (last lines):\n";
@@ -263,6 +268,12 @@ fn demo(
     let t_start = Instant::now();
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let t_setup = Instant::now();
+    // Encryption between the nodes is on when the manifests hold the cluster's IPsec key.
+    let encryption = docs.iter().any(|d| {
+        d["kind"] == "Secret"
+            && d["metadata"]["namespace"] == "kube-system"
+            && d["metadata"]["name"] == "vpg-ipsec-keys"
+    });
 
     // Names unique to this run, so a second demo (or the CI test) beside it never collides.
     let tag = format!("vd{:x}", std::process::id());
@@ -407,11 +418,20 @@ debounce_ms = 50
 pod_poll_ms = 100
 probe_ms = 200
 max_backoff_ms = 1000
-"#,
+{enc}"#,
                 name = n.name,
                 ip = n.ip,
                 cidr = n.cidr,
                 m = tmp.join("manifests").display(),
+                // The rotation step: outbound switches 1 s after a new key, the old inbound SAs
+                // accept for 3 s more (the defaults, 2 s and 30 s, suit a real cluster).
+                enc = if encryption {
+                    format!(
+                        "[encryption]\nenabled = true\ntunnel_mtu = {ENCRYPTED_MTU}\nswitch_delay_ms = 1000\ngrace_s = 3\nused_keys = \"{d}/esp-used.json\"\n"
+                    )
+                } else {
+                    String::new()
+                },
             ),
         )?;
         let cfg = n.dir.join("node.toml");
@@ -432,6 +452,13 @@ max_backoff_ms = 1000
     }
     println!("vpgd and vpg-agent running on n1 and n2 (each agent reflects {} into its own embedded store)",
         tmp.join("manifests").display());
+    if encryption {
+        println!(
+            "encryption: on (secret kube-system/vpg-ipsec-keys): ESP transport mode around the VXLAN packets between n1 and n2, pod and tunnel MTU {ENCRYPTED_MTU}"
+        );
+    } else {
+        println!("encryption: off (no secret kube-system/vpg-ipsec-keys in the manifests)");
+    }
 
     // Pods, through vpg-cni as the runtime runs it.
     section("pods (CNI ADD through vpg-cni)");
@@ -445,11 +472,14 @@ max_backoff_ms = 1000
             .ok_or_else(|| anyhow!("pod {}/{}: no node {}", p.namespace, p.name, p.node))?;
         let ns = netns(&format!("{tag}-pod{k}"))?;
         let container = format!("{tag}c{k}");
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "cniVersion": "1.0.0", "name": "vpg", "type": "vpg-cni",
             "podCIDR": node.cidr, "dataDir": node.dir.join("cni"),
             "hostNetns": format!("/var/run/netns/{}", node.netns),
         });
+        if encryption {
+            config["mtu"] = ENCRYPTED_MTU.into();
+        }
         let env = [
             ("CNI_CONTAINERID", container.clone()),
             ("CNI_NETNS", format!("/var/run/netns/{ns}")),
@@ -526,11 +556,84 @@ max_backoff_ms = 1000
         t_setup.elapsed(),
     ));
 
-    section("reachability matrix (real TCP connections and pings)");
-    let cells = cells(pods, &ips, &pod_ns, &nodes)?;
+    // The underlay's first packets wait for ARP between the nodes (vpgd drops a packet to an
+    // unresolved neighbor and throttles its requests to one a second, as VPP does): on a
+    // loaded machine that cost the first pings of the matrix. One cross-node ping each way
+    // until answered resolves both nodes first, so the matrix measures the steady state.
     let t = Instant::now();
-    let outcomes = traffic::run_all(&cells);
+    for (from, to) in [
+        ("shop/client-1", "shop/client-2"),
+        ("shop/client-2", "shop/client-1"),
+    ] {
+        if let (Some(ns), Some(dst)) = (pod_ns.get(from), ips.get(to)) {
+            let _ = wait_for(&format!("a first reply {from} -> {to}"), 10, || {
+                cleanup::output(
+                    Command::new("ip")
+                        .args([
+                            "netns", "exec", ns, "ping", "-n", "-q", "-c", "1", "-W", "0.3", dst,
+                        ])
+                        .stdout(Stdio::null()),
+                    b"",
+                )
+                .is_ok_and(|o| o.status.success())
+            });
+        }
+    }
+    timings.push((
+        "first cross-node replies (underlay ARP resolved)".into(),
+        t.elapsed(),
+    ));
+
+    section("reachability matrix (real TCP connections and pings)");
+    let mut cells = cells(pods, &ips, &pod_ns, &nodes)?;
+    // With encryption, a capture on the underlay (both nodes' bridge ports) runs beside them.
+    let capture = if encryption {
+        let node_ip = |n: &Node| -> Result<std::net::Ipv4Addr> {
+            n.ip.parse()
+                .with_context(|| format!("node {} IP {}", n.name, n.ip))
+        };
+        Some(capture::start(
+            &inet,
+            &["port1", "port2"],
+            capture::Filter {
+                nodes: [node_ip(&nodes[0])?, node_ip(&nodes[1])?],
+                pods: (std::net::Ipv4Addr::new(10, 1, 0, 0), 16),
+            },
+        )?)
+    } else {
+        None
+    };
+    let t = Instant::now();
+    let mut outcomes = traffic::run_all(&cells);
     timings.push(("reachability matrix".into(), t.elapsed()));
+    if let Some(c) = capture {
+        let stats = c.finish()?;
+        cells.push(Cell {
+            from: "underlay n1 <-> n2".into(),
+            to: "bridge ports (AF_PACKET)".into(),
+            path: "while the checks ran",
+            netns: inet.clone(),
+            probe: Probe::Capture,
+            allow: true,
+            peer: None,
+            servers: vec![],
+        });
+        outcomes.push(traffic::Outcome {
+            reached: stats.encrypted(),
+            seen: stats.summary(),
+            pass: stats.encrypted(),
+        });
+    }
+    if encryption {
+        let t = Instant::now();
+        let (cell, outcome) = rotate_key(bins, &nodes, &cluster_file, &full, &ips, &pod_ns)?;
+        timings.push((
+            "key rotation under pings, to the old SAs removed".into(),
+            t.elapsed(),
+        ));
+        cells.push(cell);
+        outcomes.push(outcome);
+    }
     print!("{}", traffic::matrix(&cells, &outcomes));
     let passed = outcomes.iter().filter(|o| o.pass).count();
     let ok = passed == cells.len();
@@ -559,6 +662,14 @@ max_backoff_ms = 1000
     for n in &nodes {
         section(&format!("{}: vpgctl show vxlan tunnels", n.name));
         print!("{}", n.vpgctl(bins, &["show", "vxlan", "tunnels"]));
+    }
+    if encryption {
+        for n in &nodes {
+            section(&format!("{}: vpgctl show esp sa", n.name));
+            print!("{}", n.vpgctl(bins, &["show", "esp", "sa"]));
+        }
+        section("n1: vpgctl show esp protect");
+        print!("{}", n1.vpgctl(bins, &["show", "esp", "protect"]));
     }
     for n in &nodes {
         section(&format!("{}: vpg-agent status", n.name));
@@ -610,6 +721,121 @@ max_backoff_ms = 1000
         if ok { "PASS" } else { "FAIL" }
     );
     Ok(ok)
+}
+
+/// Rotates the cluster's IPsec key (a new key id and fresh key material in the secret) while
+/// client-1 and client-2 ping each other every 20 ms across the nodes: no reply may be lost,
+/// and afterwards each node holds only the new key's SAs (the old inbound ones retired, then
+/// deleted after their grace period).
+fn rotate_key(
+    bins: &Bins,
+    nodes: &[Node],
+    cluster_file: &Path,
+    docs: &[Value],
+    ips: &BTreeMap<String, String>,
+    pod_ns: &BTreeMap<String, String>,
+) -> Result<(Cell, traffic::Outcome)> {
+    let (a, b) = ("shop/client-1", "shop/client-2");
+    let get = |m: &BTreeMap<String, String>, k: &str| {
+        m.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the rotation step needs pod {k} in the manifests"))
+    };
+    let key_ids = |n: &Node| -> Vec<u64> {
+        serde_json::from_str::<Value>(&n.vpgctl(bins, &["--json", "show", "esp", "sa"]))
+            .ok()
+            .and_then(|v| {
+                v.as_array()
+                    .map(|a| a.iter().filter_map(|s| s["key_id"].as_u64()).collect())
+            })
+            .unwrap_or_default()
+    };
+    let old = key_ids(&nodes[0]).first().copied().unwrap_or(1);
+    let new_id = old % 255 + 1;
+    // Fresh key material, as an operator makes it (`head -c 20 /dev/urandom | xxd -p`).
+    let mut key = [0u8; 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut rotated = docs.to_vec();
+    for d in rotated.iter_mut().filter(|d| d["kind"] == "Secret") {
+        d["stringData"] = serde_json::json!({
+            "keys": format!("{new_id}+ rfc4106(gcm(aes)) {hex} 128")
+        });
+        d.as_object_mut().map(|o| o.remove("data"));
+    }
+    // Pings both ways for 4 s: across the 1 s switch delay and well into the grace period.
+    let t0 = Instant::now();
+    let pingers: Vec<_> = [(a, b), (b, a)]
+        .into_iter()
+        .map(|(from, to)| {
+            let (ns, dst) = (get(pod_ns, from), get(ips, to));
+            std::thread::spawn(move || -> Result<(u32, u32)> {
+                let o = cleanup::output(
+                    Command::new("ip")
+                        .args(["netns", "exec", &ns?, "ping", "-n", "-q"])
+                        .args(["-c", "200", "-i", "0.02", "-W", "1", &dst?])
+                        .stdout(Stdio::piped()),
+                    b"",
+                )?;
+                let out = String::from_utf8_lossy(&o.stdout).to_string();
+                let nums: Vec<u32> = out
+                    .lines()
+                    .find(|l| l.contains("transmitted"))
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+                    .collect();
+                Ok((
+                    nums.first().copied().unwrap_or(0),
+                    nums.get(1).copied().unwrap_or(0),
+                ))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster::write_list(cluster_file, &rotated)?;
+    println!("\nkey rotation: key id {old} -> {new_id} written to the secret while client-1 and client-2 ping each other every 20 ms");
+    let mut sent = 0;
+    let mut got = 0;
+    for p in pingers {
+        let (s, g) = p
+            .join()
+            .map_err(|_| anyhow!("rotation pinger panicked"))??;
+        sent += s;
+        got += g;
+    }
+    // The old key's SAs: retired at the switch, deleted once their grace period is over.
+    let gone = wait_for("the old key's SAs to go", 20, || {
+        nodes.iter().all(|n| {
+            let ids = key_ids(n);
+            !ids.is_empty() && ids.iter().all(|k| *k == new_id)
+        })
+    });
+    let seen = match &gone {
+        Ok(_) => format!(
+            "{got}/{sent} replies; only key {new_id}'s SAs left {:.1} s after the write",
+            t0.elapsed().as_secs_f64() - 0.5
+        ),
+        Err(e) => format!("{got}/{sent} replies; {e}"),
+    };
+    let pass = sent >= 380 && got == sent && gone.is_ok();
+    Ok((
+        Cell {
+            from: format!("{a} <-> {b}"),
+            to: format!("key id {old} -> {new_id}"),
+            path: "cross-node, key rotation",
+            netns: String::new(),
+            probe: Probe::Rotation,
+            allow: true,
+            peer: None,
+            servers: vec![],
+        },
+        traffic::Outcome {
+            reached: got == sent && sent > 0,
+            seen,
+            pass,
+        },
+    ))
 }
 
 /// Runs vpg-cni as a runtime does; returns the result JSON (ADD) or null.

@@ -84,6 +84,11 @@ pub enum Probe {
         /// Destination address.
         addr: String,
     },
+    /// The capture on the underlay while the other checks run (the demo fills in the
+    /// outcome: [`crate::capture`]).
+    Capture,
+    /// A key rotation under pings both ways (the demo fills in the outcome).
+    Rotation,
 }
 
 /// One reachability check and what must be seen.
@@ -126,6 +131,8 @@ pub fn run(cell: &Cell) -> Outcome {
             let o = crate::cleanup::output(
                 Command::new("ip")
                     .args(["netns", "exec", &cell.netns, "ping", "-n", "-q", "-c", "5"])
+                    // The marker the underlay capture looks for (it must never see it).
+                    .args(["-p", &crate::capture::marker_hex()])
                     .args(["-i", "0.5", "-W", "1", addr])
                     .stdout(Stdio::piped()),
                 b"",
@@ -148,6 +155,11 @@ pub fn run(cell: &Cell) -> Outcome {
                 pass: reached == cell.allow,
             }
         }
+        Probe::Capture | Probe::Rotation => Outcome {
+            reached: false,
+            seen: "the demo runs this step itself".into(),
+            pass: false,
+        },
         Probe::Tcp { addr, port, count } => {
             // Two attempts of 1 s: enough for an allowed path (warm), short for a blocked one.
             let o = Command::new("ip")
@@ -235,14 +247,24 @@ pub fn matrix(cells: &[Cell], outcomes: &[Outcome]) -> String {
             let proto = match c.probe {
                 Probe::Tcp { .. } => "tcp",
                 Probe::Ping { .. } => "icmp",
+                Probe::Capture => "capture",
+                Probe::Rotation => "icmp",
+            };
+            let word = |reached: bool| match (&c.probe, reached) {
+                (Probe::Capture, true) => "encrypted",
+                (Probe::Capture, false) => "clear",
+                (Probe::Rotation, true) => "no loss",
+                (Probe::Rotation, false) => "loss",
+                (_, true) => "allowed",
+                (_, false) => "blocked",
             };
             [
                 (i + 1).to_string(),
                 c.from.clone(),
                 c.to.clone(),
                 format!("{proto}, {}", c.path),
-                if c.allow { "allowed" } else { "blocked" }.into(),
-                if o.reached { "allowed" } else { "blocked" }.into(),
+                word(c.allow).into(),
+                word(o.reached).into(),
                 o.seen.clone(),
                 if o.pass { "PASS" } else { "FAIL" }.into(),
             ]

@@ -24,18 +24,29 @@ pub struct DumpEntry {
     pub value: serde_json::Value,
 }
 
-/// Reads every record (of one kind, or all) from a store.
+/// Reads every record (of one kind, or all) from a store. The IPsec key secret's key material
+/// is replaced by `<redacted>`: a dump never shows a key.
 pub async fn dump<S: Store>(store: &S, kind: Option<Kind>) -> Result<Vec<DumpEntry>, StoreError> {
     let prefix = kind.map_or_else(|| KEY_ROOT.to_string(), Kind::prefix);
     let listing = store.list(&prefix).await?;
     Ok(listing
         .items
         .into_iter()
-        .map(|(key, v)| DumpEntry {
-            key,
-            value: serde_json::from_slice(&v).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&v).into_owned())
-            }),
+        .map(|(key, v)| {
+            let secret = Kind::of_key(&key) == Some(Kind::Secret);
+            let mut value = serde_json::from_slice(&v).unwrap_or_else(|_| {
+                serde_json::Value::String(if secret {
+                    "<redacted>".into()
+                } else {
+                    String::from_utf8_lossy(&v).into_owned()
+                })
+            });
+            if secret {
+                if let Some(k) = value.pointer_mut("/record/key") {
+                    *k = serde_json::Value::String("<redacted>".into());
+                }
+            }
+            DumpEntry { key, value }
         })
         .collect())
 }
@@ -116,4 +127,35 @@ pub async fn request<T: for<'de> Deserialize<'de>>(
 /// `status` through the socket.
 pub async fn status(socket: &Path) -> Result<Status, ControlError> {
     request(socket, "status").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::secret::parse_keys_line;
+    use crate::model::encode;
+    use crate::store::EmbeddedStore;
+
+    #[tokio::test]
+    async fn dumps_never_show_the_ipsec_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let key = "00112233445566778899aabbccddeeff01020304";
+        let rec = parse_keys_line(&format!("4 rfc4106(gcm(aes)) {key} 128")).unwrap();
+        store
+            .put(
+                &Kind::Secret.key(Some("kube-system"), "vpg-ipsec-keys"),
+                &encode(&rec),
+            )
+            .await
+            .unwrap();
+        for kind in [None, Some(Kind::Secret)] {
+            let rows = dump(&store, kind).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            let text = render_dump(&rows);
+            assert!(!text.contains("00112233"), "{text}");
+            assert_eq!(rows[0].value["record"]["key_id"], 4);
+            assert_eq!(rows[0].value["record"]["key"], "<redacted>");
+        }
+    }
 }

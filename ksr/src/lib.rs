@@ -2,8 +2,9 @@
 //!
 //! It turns the Kubernetes API (or a directory of manifests) into small normalized records in
 //! a store that every node's agent watches: pods, namespaces, network policies, services,
-//! endpoints and nodes, under `/vpg/v1/<kind>/<namespace>/<name>`. The store is an embedded
-//! redb file on a single machine and etcd in a cluster.
+//! endpoints, nodes and the one secret the data plane needs (the IPsec key), under
+//! `/vpg/v1/<kind>/<namespace>/<name>`. The store is an embedded redb file on a single machine
+//! and etcd in a cluster.
 //!
 //! - [`kinds`]: one module per kind, pure translation from the Kubernetes object to a record.
 //! - [`store`]: the [`store::Store`] trait and its two implementations.

@@ -40,7 +40,7 @@ enum Cmd {
     /// Prints the store's records (one `key value` line each), through a running reflector's
     /// socket, or straight from a store given by --db or --etcd.
     Dump {
-        /// Only this kind (pod, namespace, policy, service, endpoints, node).
+        /// Only this kind (pod, namespace, policy, service, endpoints, node, secret).
         kind: Option<Kind>,
         /// The running reflector's control socket (used unless --db or --etcd is given).
         #[arg(long, default_value = DEFAULT_SOCKET)]

@@ -38,17 +38,20 @@ pub enum Kind {
     Endpoints,
     /// core/v1 Node (cluster-scoped).
     Node,
+    /// core/v1 Secret: only the IPsec key secret (`kube-system/vpg-ipsec-keys`).
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in the order status and dumps list them.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Namespace,
         Kind::Pod,
         Kind::Policy,
         Kind::Service,
         Kind::Endpoints,
         Kind::Node,
+        Kind::Secret,
     ];
 
     /// The kind's key segment.
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Service => "service",
             Kind::Endpoints => "endpoints",
             Kind::Node => "node",
+            Kind::Secret => "secret",
         }
     }
 
@@ -104,7 +108,7 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown kind {s:?} (expected one of pod, namespace, policy, service, endpoints, node)"))
+            .ok_or_else(|| format!("unknown kind {s:?} (expected one of pod, namespace, policy, service, endpoints, node, secret)"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
@@ -44,8 +44,22 @@ pub fn kubernetes(client: Client) -> Sources {
         kube_stream::<NetworkPolicy>(client.clone(), cfg.clone()),
         kube_stream::<Service>(client.clone(), cfg.clone()),
         kube_stream::<Endpoints>(client.clone(), cfg.clone()),
-        kube_stream::<Node>(client, cfg),
+        kube_stream::<Node>(client.clone(), cfg),
+        ipsec_secret_stream(client),
     ]
+}
+
+/// Watches the one secret the data plane needs (`kube-system/vpg-ipsec-keys`, by a field
+/// selector on its name): no other secret ever reaches the reflector or the store.
+pub fn ipsec_secret_stream(client: Client) -> (Kind, BoxStream<'static, Change>) {
+    use crate::kinds::secret::{IPSEC_SECRET_NAME, IPSEC_SECRET_NAMESPACE};
+    let api: Api<Secret> = Api::namespaced(client, IPSEC_SECRET_NAMESPACE);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={IPSEC_SECRET_NAME}"));
+    let s = watcher(api, cfg)
+        .default_backoff()
+        .map(Change::from_watcher::<Secret>)
+        .boxed();
+    (Kind::Secret, s)
 }
 
 /// What one scan of a manifest directory found.
@@ -88,6 +102,15 @@ fn add_doc(scan: &mut ManifestScan, v: serde_json::Value) {
         ("v1", "Endpoints") => (Kind::Endpoints, decode::<Endpoints>(v)),
         ("v1", "Node") => (Kind::Node, decode::<Node>(v)),
         ("networking.k8s.io/v1", "NetworkPolicy") => (Kind::Policy, decode::<NetworkPolicy>(v)),
+        // Only the IPsec key secret; other secrets are none of the data plane's business.
+        ("v1", "Secret")
+            if crate::kinds::secret::is_ipsec_secret(
+                v["metadata"]["namespace"].as_str(),
+                v["metadata"]["name"].as_str(),
+            ) =>
+        {
+            (Kind::Secret, decode::<Secret>(v))
+        }
         _ => {
             scan.ignored += 1;
             return;
@@ -241,6 +264,16 @@ spec: {containers: [{name: c, image: nginx}]}
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ignored}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: vpg-ipsec-keys, namespace: kube-system}
+stringData: {keys: "2+ rfc4106(gcm(aes)) 00112233445566778899aabbccddeeff01020304 128"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password, namespace: kube-system}
+stringData: {password: hunter2}
 "#,
         )
         .unwrap();
@@ -251,7 +284,14 @@ metadata: {name: ignored}
         .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
         let scan = scan_manifests(dir.path()).unwrap();
-        assert_eq!(scan.ignored, 1);
+        // The Deployment and the unrelated secret.
+        assert_eq!(scan.ignored, 2);
+        let secrets = &scan.items[&Kind::Secret];
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(
+            secrets[0].as_ref().unwrap().0,
+            "/vpg/v1/secret/kube-system/vpg-ipsec-keys"
+        );
         assert_eq!(scan.items[&Kind::Namespace].len(), 1);
         let pods = &scan.items[&Kind::Pod];
         assert!(pods[0].is_ok());

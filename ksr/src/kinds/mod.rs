@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod policy;
+pub mod secret;
 pub mod service;
 
 pub use endpoints::EndpointsRecord;
@@ -20,6 +21,7 @@ pub use namespace::NamespaceRecord;
 pub use node::NodeRecord;
 pub use pod::PodRecord;
 pub use policy::PolicyRecord;
+pub use secret::IpsecKeysRecord;
 pub use service::ServiceRecord;
 
 /// A Kubernetes type the reflector mirrors.
