@@ -32,7 +32,7 @@ use vpg_api::nat44::{Nat44Local, Nat44Mapping};
 use vpg_api::{Mac, Prefix};
 use vpg_ksr::kinds::service::ServiceType;
 use vpg_ksr::model::Protocol;
-use vpg_renderer::{Action, Renderer, Rule};
+use vpg_renderer::{Action, Rule};
 
 use crate::cluster::ClusterState;
 use crate::config::NodeConfig;
@@ -207,6 +207,12 @@ fn overlaps(a: Prefix, b: Prefix) -> bool {
 
 /// Computes the node's desired vpgd configuration.
 pub fn compute(inp: Inputs<'_>) -> Computed {
+    compute_with(inp, &mut crate::policycache::PolicyCache::default())
+}
+
+/// [`compute`], rendering the policies with a renderer kept from earlier passes (the result is
+/// the same; only the time differs).
+pub fn compute_with(inp: Inputs<'_>, policies: &mut crate::policycache::PolicyCache) -> Computed {
     let cfg = inp.cfg;
     let mut c = Computed::default();
     let mut d = Desired::default();
@@ -368,7 +374,7 @@ pub fn compute(inp: Inputs<'_>) -> Computed {
 
     // Policies: the renderer's tables placed as its ACL backend places them.
     let cluster = inp.cluster.renderer_cluster(&cfg.node, inp.pods);
-    let r = Renderer::render(&cfg.node, &cluster);
+    let r = policies.render(&cfg.node, cluster);
     for e in r.errors() {
         c.notes.push(format!("policy {e}"));
     }

@@ -25,11 +25,12 @@ use vpg_api::Client;
 
 use crate::cluster::ClusterState;
 use crate::config::NodeConfig;
-use crate::desired::{compute, is_pod_ifname, Computed, EspKeys, Inputs};
+use crate::desired::{compute_with, is_pod_ifname, Computed, EspKeys, Inputs};
 use crate::diff::diff;
 use crate::ipsec::MasterKey;
 use crate::model::{Current, Ownership};
 use crate::podrec::LocalPod;
+use crate::policycache::PolicyCache;
 use crate::status::{rfc3339, EncryptionStatus, Status, SyncState};
 use crate::view::{self, Applied};
 use crate::vpgd::{self, VpgdError};
@@ -264,6 +265,8 @@ pub struct Syncer {
     pub excluded: BTreeSet<String>,
     /// What the last successful pass applied (the status socket's policy and node views).
     pub applied: Option<Arc<Applied>>,
+    /// The policy renderer, kept between passes so a change re-renders only what it touches.
+    policies: PolicyCache,
     /// The IPsec keys (encryption on).
     keyring: Keyring,
     /// Outbound keys installed so far (encryption on).
@@ -296,6 +299,7 @@ impl Syncer {
             client: None,
             excluded: BTreeSet::new(),
             applied: None,
+            policies: PolicyCache::default(),
             keyring: Keyring::default(),
             workers: 1,
             esp_wake: None,
@@ -333,15 +337,19 @@ impl Syncer {
     }
 
     /// The desired state for these inputs (what the pass will apply), at `now`.
-    pub fn compute(&self, cluster: &ClusterState, pods: &[LocalPod], now: Instant) -> Computed {
-        compute(Inputs {
-            cfg: &self.cfg,
-            cluster,
-            pods,
-            excluded: &self.excluded,
-            keys: self.keyring.keys(now, self.switch_delay()),
-            workers: self.workers,
-        })
+    pub fn compute(&mut self, cluster: &ClusterState, pods: &[LocalPod], now: Instant) -> Computed {
+        let keys = self.keyring.keys(now, self.switch_delay());
+        compute_with(
+            Inputs {
+                cfg: &self.cfg,
+                cluster,
+                pods,
+                excluded: &self.excluded,
+                keys,
+                workers: self.workers,
+            },
+            &mut self.policies,
+        )
     }
 
     /// Takes the store's IPsec key into the key ring; a record that cannot be used is noted.
@@ -727,7 +735,7 @@ mod tests {
         };
         let k = MasterKey::for_test(3, 1, 20);
         let computed = || {
-            compute(Inputs {
+            crate::desired::compute(Inputs {
                 cfg: &cfg,
                 cluster: &cluster(),
                 pods: &[],
