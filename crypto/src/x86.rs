@@ -143,13 +143,49 @@ fn store(b: &mut [u8; 16], x: __m128i) {
     unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), x) }
 }
 
-/// Loads up to 16 bytes, zero-padded.
+/// Up to 8 bytes as a little-endian integer (zero-extended), without a trip through memory.
 #[inline(always)]
+fn le_partial(b: &[u8]) -> u64 {
+    if let Some(x) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*x);
+    }
+    let (mut v, mut shift, mut rest) = (0u64, 0, b);
+    if let Some((x, r)) = rest.split_first_chunk::<4>() {
+        v = u64::from(u32::from_le_bytes(*x));
+        (shift, rest) = (32, r);
+    }
+    if let Some((x, r)) = rest.split_first_chunk::<2>() {
+        v |= u64::from(u16::from_le_bytes(*x)) << shift;
+        shift += 16;
+        rest = r;
+    }
+    if let Some(&x) = rest.first() {
+        v |= u64::from(x) << shift;
+    }
+    v
+}
+
+/// Loads up to 16 bytes, zero-padded. Built from two integers: a copy into a stack block and
+/// a 16-byte load of it would stall on store forwarding (the ESP AAD is 8 or 12 bytes).
+#[inline]
+#[target_feature(enable = "sse2")]
 fn load_partial(b: &[u8]) -> __m128i {
-    let mut t = [0u8; 16];
-    let n = b.len().min(16);
-    t[..n].copy_from_slice(&b[..n]);
-    load(&t)
+    let (lo, hi) = match b.split_first_chunk::<8>() {
+        Some((lo, rest)) => (u64::from_le_bytes(*lo), le_partial(rest)),
+        None => (le_partial(b), 0),
+    };
+    _mm_set_epi64x(hi as i64, lo as i64)
+}
+
+/// Stores the first `b.len()` (at most 16) bytes of `x`.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn store_partial(b: &mut [u8], x: __m128i) {
+    let lo = (_mm_cvtsi128_si64(x) as u64).to_le_bytes();
+    let hi = (_mm_cvtsi128_si64(_mm_unpackhi_epi64(x, x)) as u64).to_le_bytes();
+    for (d, s) in b.iter_mut().zip(lo.iter().chain(&hi)) {
+        *d = *s;
+    }
 }
 
 /// The byte-reversing shuffle (GHASH blocks ↔ POLYVAL elements).
@@ -302,7 +338,8 @@ fn ctr_block(base: __m128i, c: u32) -> __m128i {
 }
 
 /// The nonce in the first 12 bytes of a block.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "sse2")]
 fn nonce_base(nonce: &[u8; 12]) -> __m128i {
     load_partial(nonce)
 }
@@ -358,120 +395,86 @@ fn gf_mul(a: __m128i, b: __m128i) -> __m128i {
     reduce(w)
 }
 
-/// A GHASH in progress over a stream of blocks whose count is known up front: the first chunk
-/// takes `n mod 8` blocks (or 8), every later chunk 8, each reduced once.
-struct Ghash<'k> {
-    h: &'k [__m128i; 8],
-    s: __m128i,
-    buf: [__m128i; 8],
-    k: usize,
-    want: usize,
-}
-
-impl<'k> Ghash<'k> {
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn new(h: &'k [__m128i; 8], blocks: usize) -> Self {
-        let r = blocks % 8;
-        Ghash {
-            h,
-            s: _mm_setzero_si128(),
-            buf: [_mm_setzero_si128(); 8],
-            k: 0,
-            want: if r == 0 { 8 } else { r },
-        }
-    }
-
-    /// Multiplies the buffered chunk (the running sum added to its first block) by the powers
-    /// of H it needs and reduces once.
-    #[inline]
-    #[target_feature(enable = "pclmulqdq,sse2")]
-    fn fold(&mut self) {
-        let n = self.want;
-        let z = _mm_setzero_si128();
-        let mut w = Wide {
-            lo: z,
-            mid: z,
-            hi: z,
-        };
-        self.buf[0] = _mm_xor_si128(self.buf[0], self.s);
-        for i in 0..n {
-            mul_acc(&mut w, self.buf[i], self.h[n - 1 - i]);
-        }
-        self.s = reduce(w);
-        self.k = 0;
-        self.want = 8;
-    }
-
-    /// Eight blocks at once (the caller knows the chunk is aligned: `k == 0 && want == 8`).
-    #[inline]
-    #[target_feature(enable = "pclmulqdq,ssse3")]
-    fn fold8(&mut self, blocks: &[[u8; 16]; 8]) {
-        let z = _mm_setzero_si128();
-        let mut w = Wide {
-            lo: z,
-            mid: z,
-            hi: z,
-        };
-        let x0 = _mm_xor_si128(bswap(load(&blocks[0])), self.s);
-        mul_acc(&mut w, x0, self.h[7]);
-        for (b, h) in blocks[1..].iter().zip(self.h[..7].iter().rev()) {
-            mul_acc(&mut w, bswap(load(b)), *h);
-        }
-        self.s = reduce(w);
-    }
-
-    /// One more block (already in POLYVAL order).
-    #[inline]
-    #[target_feature(enable = "pclmulqdq,ssse3")]
-    fn push(&mut self, x: __m128i) {
-        self.buf[self.k] = x;
-        self.k += 1;
-        if self.k == self.want {
-            self.fold();
-        }
-    }
-
-    /// A byte string, zero-padded to whole blocks (AAD, ciphertext).
-    #[inline]
-    #[target_feature(enable = "pclmulqdq,ssse3")]
-    fn bytes(&mut self, b: &[u8]) {
-        let (blocks, tail) = b.as_chunks::<16>();
-        let mut blocks = blocks;
-        while !blocks.is_empty() {
-            if self.k == 0 && self.want == 8 {
-                let (eights, rest) = blocks.as_chunks::<8>();
-                for e in eights {
-                    self.fold8(e);
-                }
-                for x in rest {
-                    self.push(bswap(load(x)));
-                }
-                break;
-            }
-            self.push(bswap(load(&blocks[0])));
-            blocks = &blocks[1..];
-        }
-        if !tail.is_empty() {
-            self.push(bswap(load_partial(tail)));
-        }
-    }
-}
-
 /// GHASH(H, A, C) in POLYVAL order (byte-reverse it for the tag).
+///
+/// The blocks (A and C zero-padded, then the lengths) form chunks: the first takes `n mod 8`
+/// blocks (or 8), every later one 8. Each block is multiplied by the power of H its distance to
+/// the end of its chunk calls for, the products summed unreduced and the sum reduced once per
+/// chunk; the reduced value joins the next chunk's first block. One function with the state in
+/// locals (a macro per block), so the accumulators stay in registers.
 #[inline]
 #[target_feature(enable = "pclmulqdq,ssse3")]
+// The last block's bookkeeping (a fresh chunk after the final reduction) is never read.
+#[allow(unused_assignments)]
 fn ghash(h: &[__m128i; 8], aad: &[u8], ct: &[u8]) -> __m128i {
     let n = aad.len().div_ceil(16) + ct.len().div_ceil(16) + 1;
-    let mut g = Ghash::new(h, n);
-    g.bytes(aad);
-    g.bytes(ct);
+    let z = _mm_setzero_si128();
+    let mut w = Wide {
+        lo: z,
+        mid: z,
+        hi: z,
+    };
+    // The running value, zero except before a chunk's first block.
+    let mut s = z;
+    // Blocks left in the current chunk.
+    let mut rem = (n - 1) % 8 + 1;
+    macro_rules! push {
+        ($x:expr) => {{
+            let x = _mm_xor_si128($x, s);
+            s = z;
+            mul_acc(&mut w, x, h[(rem - 1) & 7]);
+            rem -= 1;
+            if rem == 0 {
+                s = reduce(w);
+                w = Wide {
+                    lo: z,
+                    mid: z,
+                    hi: z,
+                };
+                rem = 8;
+            }
+        }};
+    }
+    let (blocks, tail) = aad.as_chunks::<16>();
+    for x in blocks {
+        push!(bswap(load(x)));
+    }
+    if !tail.is_empty() {
+        push!(bswap(load_partial(tail)));
+    }
+    let (mut blocks, tail) = ct.as_chunks::<16>();
+    while let Some((x, rest)) = blocks.split_first() {
+        if rem == 8 {
+            if let Some((eight, rest)) = blocks.split_first_chunk::<8>() {
+                // A whole chunk: fixed powers, one reduction.
+                let x0 = _mm_xor_si128(bswap(load(&eight[0])), s);
+                mul_acc(&mut w, x0, h[7]);
+                for (x, hp) in eight[1..].iter().zip(h[..7].iter().rev()) {
+                    mul_acc(&mut w, bswap(load(x)), *hp);
+                }
+                s = reduce(w);
+                w = Wide {
+                    lo: z,
+                    mid: z,
+                    hi: z,
+                };
+                blocks = rest;
+                continue;
+            }
+        }
+        push!(bswap(load(x)));
+        blocks = rest;
+    }
+    if !tail.is_empty() {
+        push!(bswap(load_partial(tail)));
+    }
     // The lengths block BE64(bits of A) ‖ BE64(bits of C), byte-reversed: C's in the low half.
-    g.push(_mm_set_epi64x(
+    push!(_mm_set_epi64x(
         (aad.len() as u64).wrapping_mul(8) as i64,
         (ct.len() as u64).wrapping_mul(8) as i64,
     ));
-    g.s
+    // The lengths block ends the last chunk: `s` holds the reduced result.
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,13 +574,8 @@ fn flush<const NR: usize>(
         };
         match data.first_chunk_mut::<16>() {
             Some(b) => store(b, _mm_xor_si128(load(b), ks)),
-            None => {
-                // The packet's last, partial block.
-                let mut t = [0u8; 16];
-                store(&mut t, _mm_xor_si128(load_partial(data), ks));
-                let n = data.len();
-                data.copy_from_slice(&t[..n]);
-            }
+            // The packet's last, partial block.
+            None => store_partial(data, _mm_xor_si128(load_partial(data), ks)),
         }
     }
     q.n = 0;

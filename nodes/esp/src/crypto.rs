@@ -32,23 +32,26 @@ pub enum Backend {
     RustCrypto,
     /// `aws-lc-rs` (AWS-LC's assembly), built only with the `aws-lc` feature.
     AwsLc,
-    /// `ring` for payloads under [`AUTO_SPLIT`] bytes, `aws-lc-rs` from there: each is the
-    /// faster one at those sizes on the project's machine kind (docs/esp.md).
+    /// The native engine (batched) for payloads under [`AUTO_SPLIT`] bytes, `aws-lc-rs` (or
+    /// `ring` in a build without it) from there: each is the faster one at those sizes on the
+    /// project's machine kind (docs/esp.md). Without AES-NI/PCLMULQDQ, `ring` below the split.
     Auto,
 }
 
-/// Where [`Backend::Auto`] switches from `ring` to `aws-lc-rs`.
-pub const AUTO_SPLIT: usize = 512;
+/// Where [`Backend::Auto`] switches from the native engine to `aws-lc-rs`.
+pub const AUTO_SPLIT: usize = 320;
 
 impl Backend {
     /// The backend the nodes use unless told otherwise: the fastest correct one measured on the
     /// project's machine kind (docs/esp.md has the figures).
-    pub const DEFAULT: Backend = Backend::Native;
+    pub const DEFAULT: Backend = Backend::Auto;
 
-    /// What runs for [`Backend::Native`] on a CPU without AES-NI/PCLMULQDQ (or not x86_64):
-    /// the fastest of the others.
-    pub const FALLBACK: Backend = if cfg!(feature = "aws-lc") {
-        Backend::Auto
+    /// What runs for [`Backend::Native`] on a CPU without AES-NI/PCLMULQDQ (or not x86_64).
+    pub const FALLBACK: Backend = Backend::Ring;
+
+    /// What [`Backend::Auto`] uses from [`AUTO_SPLIT`] bytes.
+    pub const LARGE: Backend = if cfg!(feature = "aws-lc") {
+        Backend::AwsLc
     } else {
         Backend::Ring
     };
@@ -63,6 +66,19 @@ impl Backend {
         }
     }
 
+    /// What runs, in words, for `show esp summary`: the name, and for [`Backend::Auto`] which
+    /// implementation takes which sizes on this machine.
+    pub fn describe(self) -> String {
+        match self.effective() {
+            Backend::Auto => format!(
+                "auto ({} below {AUTO_SPLIT} B, {} from {AUTO_SPLIT} B)",
+                Backend::Native.effective(),
+                Backend::LARGE
+            ),
+            b => b.name().into(),
+        }
+    }
+
     /// Backends compiled into this build.
     pub fn available() -> &'static [Backend] {
         if cfg!(feature = "aws-lc") {
@@ -74,7 +90,12 @@ impl Backend {
                 Backend::Auto,
             ]
         } else {
-            &[Backend::Native, Backend::Ring, Backend::RustCrypto]
+            &[
+                Backend::Native,
+                Backend::Ring,
+                Backend::RustCrypto,
+                Backend::Auto,
+            ]
         }
     }
 
@@ -261,14 +282,13 @@ impl KeyMaterial {
                 let k = a::UnboundKey::new(alg, key).map_err(|_| CryptoError::Refused(backend))?;
                 Ok(Box::new(AwsLcGcm(a::LessSafeKey::new(k))))
             }
-            #[cfg(feature = "aws-lc")]
             Backend::Auto => {
-                let small = self.cipher(Backend::Ring)?;
-                let large = self.cipher(Backend::AwsLc)?;
+                let small = self.cipher(Backend::Native)?;
+                let large = self.cipher(Backend::LARGE)?;
                 Ok(Box::new(AutoGcm { small, large }))
             }
             #[cfg(not(feature = "aws-lc"))]
-            Backend::AwsLc | Backend::Auto => Err(CryptoError::Unavailable(backend)),
+            Backend::AwsLc => Err(CryptoError::Unavailable(backend)),
         }
     }
 }
@@ -398,13 +418,11 @@ where
 }
 
 /// Two expansions of one key; the payload's size picks the implementation.
-#[cfg(feature = "aws-lc")]
 struct AutoGcm {
     small: Box<dyn GcmCipher>,
     large: Box<dyn GcmCipher>,
 }
 
-#[cfg(feature = "aws-lc")]
 impl GcmCipher for AutoGcm {
     #[inline]
     fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; ICV_LEN] {
@@ -426,6 +444,44 @@ impl GcmCipher for AutoGcm {
 
     fn backend(&self) -> Backend {
         Backend::Auto
+    }
+
+    /// Runs of small packets go to the native engine's batch, large ones to `large` in turn.
+    fn seal_batch(&self, jobs: &mut [Job<'_>]) {
+        for_runs(jobs, |small, run| {
+            if small {
+                self.small.seal_batch(run)
+            } else {
+                self.large.seal_batch(run)
+            }
+        });
+    }
+
+    fn open_batch(&self, jobs: &mut [Job<'_>]) {
+        for_runs(jobs, |small, run| {
+            if small {
+                self.small.open_batch(run)
+            } else {
+                self.large.open_batch(run)
+            }
+        });
+    }
+}
+
+/// Calls `f` on each run of consecutive jobs on the same side of [`AUTO_SPLIT`] (a frame's
+/// packets are mostly of one kind: usually one run).
+#[inline]
+fn for_runs(jobs: &mut [Job<'_>], mut f: impl FnMut(bool, &mut [Job<'_>])) {
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        let small = first.data.len() < AUTO_SPLIT;
+        let n = rest
+            .iter()
+            .position(|j| (j.data.len() < AUTO_SPLIT) != small)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at_mut(n);
+        f(small, run);
+        rest = tail;
     }
 }
 
