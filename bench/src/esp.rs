@@ -429,30 +429,69 @@ fn vxlan_worker(worker: usize, workers: usize, huge_pages: bool) -> anyhow::Resu
     Ok(rt)
 }
 
-/// Runs `workers` graphs on as many cores for `o.packets` packets each; returns per-worker
-/// reports and the aggregate packets per second.
-fn vxlan_run(workers: usize, o: &RunOptions) -> anyhow::Result<(Vec<ScenarioReport>, f64)> {
+/// This thread's scheduler figures from `/proc/thread-self/schedstat`: nanoseconds on a CPU
+/// and nanoseconds runnable but waiting for one (zeros where the kernel does not say).
+fn schedstat() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = s.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+    (f.next().unwrap_or(0), f.next().unwrap_or(0))
+}
+
+/// One worker's run: its report; over the same call (warm-up included), wall seconds, seconds
+/// on a CPU and seconds waiting for one.
+struct WorkerRun {
+    report: ScenarioReport,
+    wall_s: f64,
+    on_cpu_s: f64,
+    wait_s: f64,
+}
+
+/// Runs `workers` graphs on as many cores for `o.packets` packets each (each graph has its own
+/// generator, as VPP's pg runs inside each worker: no other thread feeds them); returns
+/// per-worker runs and the aggregate packets per second.
+fn vxlan_run(workers: usize, o: &RunOptions) -> anyhow::Result<(Vec<WorkerRun>, f64)> {
     let handles: Vec<_> = (0..workers)
         .map(|w| {
             let o = RunOptions {
                 cpu: (o.cpu + w) % std::thread::available_parallelism().map_or(1, |n| n.get()),
                 ..o.clone()
             };
-            std::thread::spawn(move || -> anyhow::Result<ScenarioReport> {
+            std::thread::spawn(move || -> anyhow::Result<WorkerRun> {
                 let _ = vpg_graph::sys::pin_current_thread(o.cpu);
                 let mut rt = vxlan_worker(w, workers, o.huge_pages)?;
-                measure("esp-vxlan", &mut rt, &o, &[ENCRYPT_NODE, "vxlan4-encap"])
+                let (cpu0, wait0) = schedstat();
+                let t0 = std::time::Instant::now();
+                let report = measure("esp-vxlan", &mut rt, &o, &[ENCRYPT_NODE, "vxlan4-encap"])?;
+                let wall_s = t0.elapsed().as_secs_f64();
+                let (cpu1, wait1) = schedstat();
+                Ok(WorkerRun {
+                    report,
+                    wall_s,
+                    on_cpu_s: cpu1.saturating_sub(cpu0) as f64 / 1e9,
+                    wait_s: wait1.saturating_sub(wait0) as f64 / 1e9,
+                })
             })
         })
         .collect();
-    let mut reports = Vec::new();
+    let mut runs = Vec::new();
     let mut pps = 0.0;
     for h in handles {
         let r = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
-        pps += r.packets as f64 / r.seconds;
-        reports.push(r);
+        pps += r.report.packets as f64 / r.report.seconds;
+        runs.push(r);
     }
-    Ok((reports, pps))
+    Ok((runs, pps))
+}
+
+/// Packets per second of CPU time the workers actually got (0 when the kernel does not say).
+fn per_cpu_second(runs: &[WorkerRun]) -> f64 {
+    let cpu: f64 = runs.iter().map(|r| r.on_cpu_s).sum();
+    let packets: u64 = runs.iter().map(|r| r.report.packets).sum();
+    if cpu > 0.0 {
+        packets as f64 / cpu
+    } else {
+        0.0
+    }
 }
 
 fn vxlan_report(
@@ -461,7 +500,8 @@ fn vxlan_report(
     o: &RunOptions,
     compare_one: bool,
 ) -> anyhow::Result<ScenarioReport> {
-    let (reports, pps) = vxlan_run(workers, o)?;
+    let (runs, pps) = vxlan_run(workers, o)?;
+    let reports: Vec<&ScenarioReport> = runs.iter().map(|r| &r.report).collect();
     let mut details = BTreeMap::new();
     details.insert("workers".into(), workers.to_string());
     details.insert(
@@ -474,14 +514,38 @@ fn vxlan_report(
     report.mpps = pps / 1e6;
     report.cycles_per_packet =
         reports.iter().map(|r| r.cycles_per_packet).sum::<f64>() / reports.len() as f64;
-    for (w, r) in reports.iter().enumerate() {
-        details.insert(format!("worker{w}_mpps"), format!("{:.3}", r.mpps));
+    for (w, r) in runs.iter().enumerate() {
+        details.insert(format!("worker{w}_mpps"), format!("{:.3}", r.report.mpps));
+        // The share of the run the worker spent on its CPU, and what it waited for one
+        // (other processes on the machine): the part of any shortfall that is not ours.
+        details.insert(
+            format!("worker{w}_on_cpu_share"),
+            format!("{:.2}", r.on_cpu_s / r.wall_s),
+        );
+        details.insert(
+            format!("worker{w}_runqueue_wait_s"),
+            format!("{:.3}", r.wait_s),
+        );
     }
     if compare_one {
         // One worker in the same run, for the scaling ratio.
-        let (_, one) = vxlan_run(1, o)?;
+        let (one_runs, one) = vxlan_run(1, o)?;
         details.insert("one_worker_mpps".into(), format!("{:.3}", one / 1e6));
         details.insert("scaling_vs_one_worker".into(), format!("{:.2}", pps / one));
+        details.insert(
+            "one_worker_on_cpu_share".into(),
+            format!("{:.2}", one_runs[0].on_cpu_s / one_runs[0].wall_s),
+        );
+        // Throughput per CPU-second the workers got, two workers against one: 1.0 means
+        // the workers slow each other down not at all once on a CPU (no shared state, no
+        // cache-line traffic); below 1, sharing a physical core or memory.
+        let (two_eff, one_eff) = (per_cpu_second(&runs), per_cpu_second(&one_runs));
+        if one_eff > 0.0 {
+            details.insert(
+                "packets_per_cpu_second_2w_vs_1w".into(),
+                format!("{:.2}", two_eff / one_eff),
+            );
+        }
         // What the machine allows: the same raw work on one and on two pinned threads.
         let (aes, int) = machine_scaling(o.cpu);
         details.insert("machine_scaling_raw_seal".into(), format!("{aes:.2}"));

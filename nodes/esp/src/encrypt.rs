@@ -317,6 +317,9 @@ impl Node for EspEncrypt {
         let now = cx.now;
         let mut n_ops = 0usize;
         let (mut c_dst, mut c_proto, mut c_port, mut c_rule) = (u32::MAX, 0u8, 0u16, NONE);
+        // The SA chosen for the last rule (and whether a handoff was allowed): `now` is fixed
+        // for the frame, so the choice only changes when an SA ends inside it (then cleared).
+        let (mut c_sa_rule, mut c_sa_may, mut c_sa) = (NONE, false, NONE);
         let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         let (mut handed, mut soft, mut hard) = (0u64, 0u64, 0u64);
         for k in 0..v.len {
@@ -382,7 +385,12 @@ impl Node for EspEncrypt {
                 }
             }
             if sa_i == NONE {
-                sa_i = choose(&tables, rule, me, now, workers > 1 && !handed_here);
+                let may = workers > 1 && !handed_here;
+                if (rule, may) != (c_sa_rule, c_sa_may) {
+                    (c_sa_rule, c_sa_may) = (rule, may);
+                    c_sa = choose(&tables, rule, me, now, may);
+                }
+                sa_i = c_sa;
             }
             let Some(sa) = tables.sas.get(sa_i as usize) else {
                 let e = if handed_here {
@@ -483,6 +491,7 @@ impl Node for EspEncrypt {
                 c.hard_expired = true;
                 sa.shared.set_exhausted();
                 hard += 1;
+                c_sa_rule = NONE;
             }
             (tr.seq, tr.tunnel) = (seq, tunnel);
             let off = if tunnel {
@@ -508,14 +517,24 @@ impl Node for EspEncrypt {
                 b.set_len(L2 + ip_len + packet::tail_len(len));
                 b.prepend(ESP_FRONT);
                 let d = b.data_mut();
-                d.copy_within(ESP_FRONT..ESP_FRONT + L2 + ihl, 0);
+                if ihl == 20 {
+                    // The usual header: a fixed-size move the compiler does in registers.
+                    d.copy_within(ESP_FRONT..ESP_FRONT + L2 + 20, 0);
+                } else {
+                    d.copy_within(ESP_FRONT..ESP_FRONT + L2 + ihl, 0);
+                }
                 let ip = &mut d[L2..L2 + ihl];
                 let total = (ihl + ESP_FRONT + len + packet::tail_len(len)) as u16;
+                // Length and protocol change: update the checksum for those words
+                // (RFC 1624), rather than sum the header again.
+                let old_len = u16::from_be_bytes([ip[2], ip[3]]);
+                let old_ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
                 ip[2..4].copy_from_slice(&total.to_be_bytes());
                 ip[9] = IPPROTO_ESP;
-                ip[10] = 0;
-                ip[11] = 0;
-                let csum = checksum::data(ip);
+                let mut csum = u16::from_be_bytes([ip[10], ip[11]]);
+                csum = checksum::update_u16(csum, old_len, total);
+                csum =
+                    checksum::update_u16(csum, old_ttl_proto, u16::from_be_bytes([ip[8], ip[9]]));
                 ip[10..12].copy_from_slice(&csum.to_be_bytes());
                 L2 + ihl
             };
