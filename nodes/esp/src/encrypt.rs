@@ -434,7 +434,11 @@ impl Node for EspEncrypt {
             }
             let st = &mut self.state[sa_i as usize];
             let ihl = (ip[0] & 0x0f) as usize * 4;
-            let ip_len = (u16::from_be_bytes([ip[2], ip[3]]) as usize).min(ip.len());
+            let len_field = u16::from_be_bytes([ip[2], ip[3]]);
+            // Read now: after the header moves, a load from it would wait on the move's stores.
+            let ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
+            let csum_field = u16::from_be_bytes([ip[10], ip[11]]);
+            let ip_len = (len_field as usize).min(ip.len());
             let tunnel = matches!(sa.mode, crate::sa::Mode::Tunnel { .. });
             let (len, next_header, grow) = if tunnel {
                 (ip_len, NEXT_IPV4, TUNNEL_FRONT)
@@ -527,14 +531,14 @@ impl Node for EspEncrypt {
                 let total = (ihl + ESP_FRONT + len + packet::tail_len(len)) as u16;
                 // Length and protocol change: update the checksum for those words
                 // (RFC 1624), rather than sum the header again.
-                let old_len = u16::from_be_bytes([ip[2], ip[3]]);
-                let old_ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
                 ip[2..4].copy_from_slice(&total.to_be_bytes());
                 ip[9] = IPPROTO_ESP;
-                let mut csum = u16::from_be_bytes([ip[10], ip[11]]);
-                csum = checksum::update_u16(csum, old_len, total);
-                csum =
-                    checksum::update_u16(csum, old_ttl_proto, u16::from_be_bytes([ip[8], ip[9]]));
+                let mut csum = checksum::update_u16(csum_field, len_field, total);
+                csum = checksum::update_u16(
+                    csum,
+                    ttl_proto,
+                    (ttl_proto & 0xff00) | u16::from(IPPROTO_ESP),
+                );
                 ip[10..12].copy_from_slice(&csum.to_be_bytes());
                 L2 + ihl
             };
