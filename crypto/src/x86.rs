@@ -407,7 +407,7 @@ fn gf_mul(a: __m128i, b: __m128i) -> __m128i {
 // The last block's bookkeeping (a fresh chunk after the final reduction) is never read.
 #[allow(unused_assignments)]
 fn ghash(h: &[__m128i; 8], aad: &[u8], ct: &[u8]) -> __m128i {
-    let n = aad.len().div_ceil(16) + ct.len().div_ceil(16) + 1;
+    let n = ghash_blocks(aad, ct);
     let z = _mm_setzero_si128();
     let mut w = Wide {
         lo: z,
@@ -474,6 +474,80 @@ fn ghash(h: &[__m128i; 8], aad: &[u8], ct: &[u8]) -> __m128i {
         (ct.len() as u64).wrapping_mul(8) as i64,
     ));
     // The lengths block ends the last chunk: `s` holds the reduced result.
+    s
+}
+
+/// GHASH blocks of a message: AAD and ciphertext zero-padded, and the lengths block.
+#[inline(always)]
+fn ghash_blocks(aad: &[u8], ct: &[u8]) -> usize {
+    aad.len().div_ceil(16) + ct.len().div_ceil(16) + 1
+}
+
+/// For a message of at most 8 GHASH blocks (one chunk): the unreduced sum of its blocks times
+/// H^n…H¹. Reducing it ([`reduce`]) gives [`ghash`]; a group of small packets computes every
+/// sum first and then the reductions back to back, so their latencies overlap.
+#[inline]
+#[target_feature(enable = "pclmulqdq,ssse3")]
+fn ghash_unreduced(h: &[__m128i; 8], aad: &[u8], ct: &[u8]) -> Wide {
+    let z = _mm_setzero_si128();
+    let mut w = Wide {
+        lo: z,
+        mid: z,
+        hi: z,
+    };
+    // The power for the next block: H^i, counting down to H¹ for the lengths block.
+    let mut i = ghash_blocks(aad, ct);
+    macro_rules! push {
+        ($x:expr) => {{
+            i -= 1;
+            mul_acc(&mut w, $x, h[i & 7]);
+        }};
+    }
+    for bytes in [aad, ct] {
+        let (blocks, tail) = bytes.as_chunks::<16>();
+        for x in blocks {
+            push!(bswap(load(x)));
+        }
+        if !tail.is_empty() {
+            push!(bswap(load_partial(tail)));
+        }
+    }
+    push!(_mm_set_epi64x(
+        (aad.len() as u64).wrapping_mul(8) as i64,
+        (ct.len() as u64).wrapping_mul(8) as i64,
+    ));
+    w
+}
+
+/// GHASH of every valid job of a group, in POLYVAL order: small messages as unreduced sums
+/// first and their reductions after, others one by one.
+#[inline]
+#[target_feature(enable = "pclmulqdq,ssse3")]
+fn ghash_group(h: &[__m128i; 8], jobs: &[Job<'_>], valid: &[bool; LANES]) -> [__m128i; LANES] {
+    let z = _mm_setzero_si128();
+    let mut s = [z; LANES];
+    let mut w = [Wide {
+        lo: z,
+        mid: z,
+        hi: z,
+    }; LANES];
+    let mut small = [false; LANES];
+    for (l, j) in jobs.iter().enumerate().take(LANES) {
+        if !valid[l] {
+            continue;
+        }
+        if ghash_blocks(j.aad, j.data) <= 8 {
+            small[l] = true;
+            w[l] = ghash_unreduced(h, j.aad, j.data);
+        } else {
+            s[l] = ghash(h, j.aad, j.data);
+        }
+    }
+    for l in 0..LANES {
+        if small[l] {
+            s[l] = reduce(w[l]);
+        }
+    }
     s
 }
 
@@ -597,6 +671,7 @@ fn seal_group<const NR: usize>(key: &Key, jobs: &mut [Job<'_>]) {
     let valid = validate(jobs);
     let mut ej0 = [_mm_setzero_si128(); LANES];
     ctr_group::<NR>(key, jobs, &valid, &mut ej0);
+    let s = ghash_group(&key.h, jobs, &valid);
     for (l, j) in jobs.iter_mut().enumerate() {
         if !valid[l] {
             // Beyond GCM's limits: nothing readable leaves, and the job says it failed.
@@ -605,8 +680,7 @@ fn seal_group<const NR: usize>(key: &Key, jobs: &mut [Job<'_>]) {
             j.ok = false;
             continue;
         }
-        let s = ghash(&key.h, j.aad, j.data);
-        store(&mut j.tag, _mm_xor_si128(bswap(s), ej0[l]));
+        store(&mut j.tag, _mm_xor_si128(bswap(s[l]), ej0[l]));
         j.ok = true;
     }
 }
@@ -616,12 +690,7 @@ fn seal_group<const NR: usize>(key: &Key, jobs: &mut [Job<'_>]) {
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
 fn open_group<const NR: usize>(key: &Key, jobs: &mut [Job<'_>]) {
     let valid = validate(jobs);
-    let mut s = [_mm_setzero_si128(); LANES];
-    for (l, j) in jobs.iter().enumerate() {
-        if valid[l] {
-            s[l] = ghash(&key.h, j.aad, j.data);
-        }
-    }
+    let s = ghash_group(&key.h, jobs, &valid);
     let mut ej0 = [_mm_setzero_si128(); LANES];
     ctr_group::<NR>(key, jobs, &valid, &mut ej0);
     for (l, j) in jobs.iter_mut().enumerate() {
