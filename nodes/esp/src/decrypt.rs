@@ -59,8 +59,9 @@ const NEXT_DROP: u16 = 0;
 const NEXT_IP4_INPUT: u16 = 1;
 const NEXT_SELF: u16 = 2;
 
-/// What an inbound SA's owner keeps.
+/// What an inbound SA's owner keeps. Aligned to a cache line, as `encrypt::OutState`.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct InState {
     gen: u64,
     window: ReplayWindow,

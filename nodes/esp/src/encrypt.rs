@@ -64,7 +64,11 @@ pub(crate) const HANDOFF_MARK: u32 = 1 << 31;
 const L2: usize = 14;
 
 /// What an outbound SA's owner keeps: the sequence number (the IV) and the lifetime used.
+/// Written per packet by one worker: aligned to a cache line (64 bytes, and a size that is a
+/// multiple of it), so no other worker's data ever shares its lines, wherever the allocator put
+/// the two workers' tables.
 #[derive(Clone, Debug, Default)]
+#[repr(align(64))]
 struct OutState {
     gen: u64,
     seq: u64,
