@@ -589,7 +589,13 @@ fn ctr_group<const NR: usize>(
             .zip(valid)
             .all(|(j, &v)| v && j.data.len().div_ceil(16) == nb)
     {
-        ctr_rows::<NR>(rk, jobs, nb, ej0);
+        // As many AES chains as packets (a lone packet must not pay for eight).
+        match jobs.len() {
+            1 => ctr_rows::<NR, 1>(rk, jobs, nb, ej0),
+            2 => ctr_rows::<NR, 2>(rk, jobs, nb, ej0),
+            3 | 4 => ctr_rows::<NR, 4>(rk, jobs, nb, ej0),
+            _ => ctr_rows::<NR, LANES>(rk, jobs, nb, ej0),
+        }
         return;
     }
     let mut q = Queue {
@@ -637,31 +643,33 @@ fn ctr_group<const NR: usize>(
     }
 }
 
-/// Counter mode for packets of `nb` (< 8) blocks each: row 0 the tag masks, row b ≥ 1 every
-/// packet's block b − 1, eight AES chains per row.
+/// Counter mode for up to `N` packets of `nb` (< 8) blocks each: row 0 the tag masks, row
+/// b ≥ 1 every packet's block b − 1, `N` AES chains per row.
 #[inline]
 #[target_feature(enable = "aes,ssse3,sse4.1")]
-fn ctr_rows<const NR: usize>(
+fn ctr_rows<const NR: usize, const N: usize>(
     rk: &[__m128i; 15],
     jobs: &mut [Job<'_>],
     nb: usize,
     ej0: &mut [__m128i; LANES],
 ) {
-    let mut base = [_mm_setzero_si128(); LANES];
+    let mut base = [_mm_setzero_si128(); N];
     for (b, j) in base.iter_mut().zip(jobs.iter()) {
         *b = nonce_base(&j.nonce);
     }
-    let mut x = [_mm_setzero_si128(); LANES];
+    let mut x = [_mm_setzero_si128(); N];
     for (xi, b) in x.iter_mut().zip(base) {
         *xi = ctr_block(b, 1);
     }
-    aes_blocks::<NR, LANES>(rk, &mut x);
-    *ej0 = x;
+    aes_blocks::<NR, N>(rk, &mut x);
+    for (e, xi) in ej0.iter_mut().zip(x) {
+        *e = xi;
+    }
     for row in 0..nb {
         for (xi, b) in x.iter_mut().zip(base) {
             *xi = ctr_block(b, row as u32 + 2);
         }
-        aes_blocks::<NR, LANES>(rk, &mut x);
+        aes_blocks::<NR, N>(rk, &mut x);
         for (j, ks) in jobs.iter_mut().zip(x) {
             let Some(data) = j.data.get_mut(row * 16..) else {
                 continue;
