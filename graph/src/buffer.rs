@@ -521,6 +521,24 @@ impl BufferPool {
         self.slots.get2_mut(a.0 as usize, b.0 as usize)
     }
 
+    /// Up to `N` distinct buffers mutably at once, in the order of `bis` (the rest `None`):
+    /// what a node needs to hand several packets to one batch call (ESP's AES-GCM). `None`
+    /// when `bis` has more than `N` indices, or one repeats or is out of range.
+    #[inline]
+    pub fn get_many_mut<const N: usize>(
+        &mut self,
+        bis: &[BufferIndex],
+    ) -> Option<[Option<&mut Buffer>; N]> {
+        let mut idx = [0usize; N];
+        if bis.len() > N {
+            return None;
+        }
+        for (i, b) in idx.iter_mut().zip(bis) {
+            *i = b.0 as usize;
+        }
+        self.slots.get_many_mut::<N>(&idx[..bis.len()])
+    }
+
     /// Prefetches the header and first data line of `bi`.
     #[inline(always)]
     pub fn prefetch(&self, bi: BufferIndex) {
@@ -602,6 +620,34 @@ mod tests {
         assert_eq!(b.head::<4>(), None);
         b.hdr.current_data = i16::MIN;
         assert_eq!(b.head::<4>(), None);
+    }
+
+    #[test]
+    fn many_distinct_buffers_at_once() {
+        let mut p = BufferPool::with_count(4, false).unwrap();
+        let bis = [BufferIndex(2), BufferIndex(0), BufferIndex(3)];
+        let got = p.get_many_mut::<4>(&bis).unwrap();
+        let mut n = 0u8;
+        for b in got.into_iter().flatten() {
+            n += 1;
+            assert!(b.set_data(&[n]));
+        }
+        assert_eq!(n, 3);
+        assert_eq!(p.get(BufferIndex(2)).data(), &[1]);
+        assert_eq!(p.get(BufferIndex(0)).data(), &[2]);
+        assert_eq!(p.get(BufferIndex(3)).data(), &[3]);
+        assert!(p
+            .get_many_mut::<4>(&[])
+            .unwrap()
+            .iter()
+            .all(Option::is_none));
+        let dup = [BufferIndex(1), BufferIndex(2), BufferIndex(1)];
+        assert!(p.get_many_mut::<4>(&dup).is_none(), "repeated index");
+        assert!(
+            p.get_many_mut::<4>(&[BufferIndex(4)]).is_none(),
+            "out of range"
+        );
+        assert!(p.get_many_mut::<2>(&bis).is_none(), "more than N");
     }
 
     #[test]

@@ -251,6 +251,30 @@ impl<T: Zeroable> SharedSlots<T> {
         Some(unsafe { (&mut *base.add(a), &mut *base.add(b)) })
     }
 
+    /// Up to `N` distinct slots mutably at once (a node handing several packets to one batch
+    /// call): `None` when there are more than `N` indices, one is out of range or one repeats.
+    pub(crate) fn get_many_mut<const N: usize>(
+        &mut self,
+        idx: &[usize],
+    ) -> Option<[Option<&mut T>; N]> {
+        if idx.len() > N {
+            return None;
+        }
+        for (i, &a) in idx.iter().enumerate() {
+            if a >= self.mem.len || idx[..i].contains(&a) {
+                return None;
+            }
+        }
+        let base = self.mem.ptr.as_ptr();
+        let mut out: [Option<&mut T>; N] = [const { None }; N];
+        for (o, &a) in out.iter_mut().zip(idx) {
+            // SAFETY: every index is in range, distinct from the others (checked above) and
+            // owned by this handle: disjoint references, unique for the &mut self borrow.
+            *o = Some(unsafe { &mut *base.add(a) });
+        }
+        Some(out)
+    }
+
     /// Address of slot `i` for prefetching (no reference is created).
     #[inline(always)]
     pub(crate) fn addr(&self, i: usize) -> *const u8 {

@@ -397,7 +397,7 @@ pub fn summary(dp: &DataPlane) -> EspSummaryDetails {
         would_have_left_in_clear: err(vpg_esp::ENCRYPT_NODE, "no-sa"),
         auth_failures: err(vpg_esp::DECRYPT_NODE, "auth-failed"),
         replays: err(vpg_esp::DECRYPT_NODE, "replay"),
-        backend: Backend::DEFAULT.name().into(),
+        backend: Backend::DEFAULT.describe(),
     }
 }
 

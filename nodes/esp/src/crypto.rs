@@ -1,12 +1,16 @@
-//! AES-GCM behind a small trait, with three backends: `ring` (shipped, the fastest on this
-//! machine kind), RustCrypto's `aes-gcm` and, with the `aws-lc` cargo feature, `aws-lc-rs`.
+//! AES-GCM behind a small trait, with four backends: vpg's own multi-buffer engine
+//! (`vpg-crypto`, shipped: the fastest on this machine kind, docs/esp.md), `ring`, RustCrypto's
+//! `aes-gcm` and, with the `aws-lc` cargo feature, `aws-lc-rs`.
 //!
-//! The trait is what the ESP nodes call: seal or open one packet's bytes in place with a 12-byte
+//! The trait is what the ESP nodes call: seal or open packets' bytes in place with a 12-byte
 //! nonce (RFC 4106: 4-byte salt, 8-byte explicit IV), the ESP header as additional authenticated
-//! data and a separate 16-byte tag. Keys are expanded once, when the control side builds an SA
-//! snapshot; sealing and opening never allocate.
+//! data and a separate 16-byte tag, one packet at a time or a batch of them (the nodes hand a
+//! frame's packets over eight at a time; the native engine interleaves them, the others take
+//! them in turn). Keys are expanded once, when the control side builds an SA snapshot; sealing
+//! and opening never allocate.
 
 use std::fmt;
+pub use vpg_crypto::Job;
 use zeroize::Zeroize;
 
 /// Bytes of the GCM authentication tag (the ESP ICV): RFC 4106 allows 8, 12 or 16; we use 16.
@@ -19,46 +23,86 @@ pub const IV_LEN: usize = 8;
 /// The AES-GCM implementations vpg can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Backend {
+    /// vpg's native engine (`vpg-crypto`: AES-NI and PCLMULQDQ, several packets interleaved);
+    /// on a CPU without them, [`Backend::FALLBACK`] runs instead.
+    Native,
     /// `ring` (BoringSSL's assembly: AES-NI, VAES/VPCLMULQDQ where present).
     Ring,
     /// RustCrypto's `aes-gcm` (runtime-detected AES-NI and CLMUL).
     RustCrypto,
     /// `aws-lc-rs` (AWS-LC's assembly), built only with the `aws-lc` feature.
     AwsLc,
-    /// `ring` for payloads under [`AUTO_SPLIT`] bytes, `aws-lc-rs` from there: each is the
-    /// faster one at those sizes on the project's machine kind (docs/esp.md).
+    /// The native engine (batched) for payloads under [`AUTO_SPLIT`] bytes, `aws-lc-rs` (or
+    /// `ring` in a build without it) from there: each is the faster one at those sizes on the
+    /// project's machine kind (docs/esp.md). Without AES-NI/PCLMULQDQ, `ring` below the split.
     Auto,
 }
 
-/// Where [`Backend::Auto`] switches from `ring` to `aws-lc-rs`.
-pub const AUTO_SPLIT: usize = 512;
+/// Where [`Backend::Auto`] switches from the native engine to `aws-lc-rs`.
+pub const AUTO_SPLIT: usize = 320;
 
 impl Backend {
     /// The backend the nodes use unless told otherwise: the fastest correct one measured on the
     /// project's machine kind (docs/esp.md has the figures).
-    pub const DEFAULT: Backend = if cfg!(feature = "aws-lc") {
-        Backend::Auto
+    pub const DEFAULT: Backend = Backend::Auto;
+
+    /// What runs for [`Backend::Native`] on a CPU without AES-NI/PCLMULQDQ (or not x86_64).
+    pub const FALLBACK: Backend = Backend::Ring;
+
+    /// What [`Backend::Auto`] uses from [`AUTO_SPLIT`] bytes.
+    pub const LARGE: Backend = if cfg!(feature = "aws-lc") {
+        Backend::AwsLc
     } else {
         Backend::Ring
     };
+
+    /// What a cipher asked of this backend runs on this machine: itself, or for
+    /// [`Backend::Native`] on a CPU without the instructions, [`Backend::FALLBACK`].
+    pub fn effective(self) -> Backend {
+        if self == Backend::Native && !vpg_crypto::is_supported() {
+            Backend::FALLBACK
+        } else {
+            self
+        }
+    }
+
+    /// What runs, in words, for `show esp summary`: the name, and for [`Backend::Auto`] which
+    /// implementation takes which sizes on this machine.
+    pub fn describe(self) -> String {
+        match self.effective() {
+            Backend::Auto => format!(
+                "auto ({} below {AUTO_SPLIT} B, {} from {AUTO_SPLIT} B)",
+                Backend::Native.effective(),
+                Backend::LARGE
+            ),
+            b => b.name().into(),
+        }
+    }
 
     /// Backends compiled into this build.
     pub fn available() -> &'static [Backend] {
         if cfg!(feature = "aws-lc") {
             &[
+                Backend::Native,
                 Backend::Ring,
                 Backend::RustCrypto,
                 Backend::AwsLc,
                 Backend::Auto,
             ]
         } else {
-            &[Backend::Ring, Backend::RustCrypto]
+            &[
+                Backend::Native,
+                Backend::Ring,
+                Backend::RustCrypto,
+                Backend::Auto,
+            ]
         }
     }
 
     /// The backend named `name` ([`Backend::name`]).
     pub fn from_name(name: &str) -> Option<Backend> {
         [
+            Backend::Native,
             Backend::Ring,
             Backend::RustCrypto,
             Backend::AwsLc,
@@ -68,9 +112,10 @@ impl Backend {
         .find(|b| b.name() == name)
     }
 
-    /// Short name (`ring`, `aes-gcm`, `aws-lc-rs`).
+    /// Short name (`native`, `ring`, `aes-gcm`, `aws-lc-rs`, `auto`).
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Native => "native",
             Backend::Ring => "ring",
             Backend::RustCrypto => "aes-gcm",
             Backend::AwsLc => "aws-lc-rs",
@@ -107,6 +152,22 @@ pub trait GcmCipher: Send + Sync {
     fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; ICV_LEN]) -> bool;
     /// Which implementation this is.
     fn backend(&self) -> Backend;
+
+    /// Seals each job (sets its tag; `ok` true). The native engine interleaves them; by
+    /// default, one after the other.
+    fn seal_batch(&self, jobs: &mut [Job<'_>]) {
+        for j in jobs {
+            j.tag = self.seal(&j.nonce, j.aad, j.data);
+            j.ok = true;
+        }
+    }
+
+    /// Opens each job (`ok`: the tag verified). As [`GcmCipher::seal_batch`].
+    fn open_batch(&self, jobs: &mut [Job<'_>]) {
+        for j in jobs {
+            j.ok = self.open(&j.nonce, j.aad, j.data, &j.tag);
+        }
+    }
 }
 
 /// RFC 4106 key material: the AES key followed by the 4-byte salt. Never printed: `Debug` shows
@@ -183,7 +244,11 @@ impl KeyMaterial {
     /// Expands the key for `backend`.
     pub fn cipher(&self, backend: Backend) -> Result<Box<dyn GcmCipher>, CryptoError> {
         let key = self.key();
-        match backend {
+        match backend.effective() {
+            Backend::Native => {
+                let k = vpg_crypto::GcmKey::new(key).map_err(|_| CryptoError::Refused(backend))?;
+                Ok(Box::new(NativeGcm(k)))
+            }
             Backend::Ring => {
                 let alg = if key.len() == 16 {
                     &ring::aead::AES_128_GCM
@@ -217,14 +282,13 @@ impl KeyMaterial {
                 let k = a::UnboundKey::new(alg, key).map_err(|_| CryptoError::Refused(backend))?;
                 Ok(Box::new(AwsLcGcm(a::LessSafeKey::new(k))))
             }
-            #[cfg(feature = "aws-lc")]
             Backend::Auto => {
-                let small = self.cipher(Backend::Ring)?;
-                let large = self.cipher(Backend::AwsLc)?;
+                let small = self.cipher(Backend::Native)?;
+                let large = self.cipher(Backend::LARGE)?;
                 Ok(Box::new(AutoGcm { small, large }))
             }
             #[cfg(not(feature = "aws-lc"))]
-            Backend::AwsLc | Backend::Auto => Err(CryptoError::Unavailable(backend)),
+            Backend::AwsLc => Err(CryptoError::Unavailable(backend)),
         }
     }
 }
@@ -243,6 +307,36 @@ impl fmt::Debug for KeyMaterial {
             self.bits(),
             self.fingerprint()
         )
+    }
+}
+
+struct NativeGcm(vpg_crypto::GcmKey);
+
+impl GcmCipher for NativeGcm {
+    #[inline]
+    fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; ICV_LEN] {
+        // Beyond GCM's limits (never a packet) the engine zeroes the data; a zero tag then
+        // fails authentication at the far end (as RingGcm::seal).
+        self.0.seal(nonce, aad, data).unwrap_or([0; ICV_LEN])
+    }
+
+    #[inline]
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; ICV_LEN]) -> bool {
+        self.0.open(nonce, aad, data, tag)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Native
+    }
+
+    #[inline]
+    fn seal_batch(&self, jobs: &mut [Job<'_>]) {
+        self.0.seal_batch(jobs);
+    }
+
+    #[inline]
+    fn open_batch(&self, jobs: &mut [Job<'_>]) {
+        self.0.open_batch(jobs);
     }
 }
 
@@ -324,13 +418,11 @@ where
 }
 
 /// Two expansions of one key; the payload's size picks the implementation.
-#[cfg(feature = "aws-lc")]
 struct AutoGcm {
     small: Box<dyn GcmCipher>,
     large: Box<dyn GcmCipher>,
 }
 
-#[cfg(feature = "aws-lc")]
 impl GcmCipher for AutoGcm {
     #[inline]
     fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; ICV_LEN] {
@@ -352,6 +444,44 @@ impl GcmCipher for AutoGcm {
 
     fn backend(&self) -> Backend {
         Backend::Auto
+    }
+
+    /// Runs of small packets go to the native engine's batch, large ones to `large` in turn.
+    fn seal_batch(&self, jobs: &mut [Job<'_>]) {
+        for_runs(jobs, |small, run| {
+            if small {
+                self.small.seal_batch(run)
+            } else {
+                self.large.seal_batch(run)
+            }
+        });
+    }
+
+    fn open_batch(&self, jobs: &mut [Job<'_>]) {
+        for_runs(jobs, |small, run| {
+            if small {
+                self.small.open_batch(run)
+            } else {
+                self.large.open_batch(run)
+            }
+        });
+    }
+}
+
+/// Calls `f` on each run of consecutive jobs on the same side of [`AUTO_SPLIT`] (a frame's
+/// packets are mostly of one kind: usually one run).
+#[inline]
+fn for_runs(jobs: &mut [Job<'_>], mut f: impl FnMut(bool, &mut [Job<'_>])) {
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        let small = first.data.len() < AUTO_SPLIT;
+        let n = rest
+            .iter()
+            .position(|j| (j.data.len() < AUTO_SPLIT) != small)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at_mut(n);
+        f(small, run);
+        rest = tail;
     }
 }
 
@@ -467,7 +597,7 @@ mod tests {
         for &be in Backend::available() {
             for (i, (key, nonce, aad, pt, ct, tag)) in spec_vectors().into_iter().enumerate() {
                 let c = material(&key).cipher(be).unwrap();
-                assert_eq!(c.backend(), be);
+                assert_eq!(c.backend(), be.effective());
                 let mut d = pt.clone();
                 let t = c.seal(&nonce, &aad, &mut d);
                 assert_eq!((d.as_slice(), t), (ct.as_slice(), tag), "{be} case {i}");

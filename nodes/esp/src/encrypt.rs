@@ -14,17 +14,21 @@
 //! per peer, no packet crosses workers and encryption scales with them.
 //!
 //! Work per frame: pass 1 classifies, chooses SAs, assigns sequence numbers and lays out each
-//! packet (header moves, trailer room); pass 2 runs the AES-GCM seals back to back over the
-//! frame's prepared operations. Nothing allocates.
+//! packet (header moves, trailer room); pass 2 hands the prepared packets to the AES-GCM
+//! backend in batches (a run of one SA's packets, eight at a time). Nothing allocates.
 
-use crate::packet::{self, SealParams, ESP_FRONT, IPPROTO_ESP, NEXT_IPV4, TUNNEL_FRONT};
+use crate::packet::{
+    self, SealPacket, SealParams, ESP_FRONT, IPPROTO_ESP, NEXT_IPV4, TUNNEL_FRONT,
+};
 use crate::sa::{EspTables, SaData, NONE};
 use crate::ENCRYPT_NODE;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use vpg_graph::wire::checksum;
-use vpg_graph::{ArcId, ConfigSet, Ctx, Node, NodeRegistration, Time, Vector, FRAME_SIZE};
+use vpg_graph::{
+    ArcId, BufferIndex, ConfigSet, Ctx, Node, NodeRegistration, Time, Vector, FRAME_SIZE,
+};
 
 vpg_graph::error_counters! {
     /// esp4-encrypt errors and counts.
@@ -60,7 +64,11 @@ pub(crate) const HANDOFF_MARK: u32 = 1 << 31;
 const L2: usize = 14;
 
 /// What an outbound SA's owner keeps: the sequence number (the IV) and the lifetime used.
+/// Written per packet by one worker: aligned to a cache line (64 bytes, and a size that is a
+/// multiple of it), so no other worker's data ever shares its lines, wherever the allocator put
+/// the two workers' tables.
 #[derive(Clone, Debug, Default)]
+#[repr(align(64))]
 struct OutState {
     gen: u64,
     seq: u64,
@@ -313,6 +321,9 @@ impl Node for EspEncrypt {
         let now = cx.now;
         let mut n_ops = 0usize;
         let (mut c_dst, mut c_proto, mut c_port, mut c_rule) = (u32::MAX, 0u8, 0u16, NONE);
+        // The SA chosen for the last rule (and whether a handoff was allowed): `now` is fixed
+        // for the frame, so the choice only changes when an SA ends inside it (then cleared).
+        let (mut c_sa_rule, mut c_sa_may, mut c_sa) = (NONE, false, NONE);
         let (mut last_if, mut last_next) = (u32::MAX, 0u16);
         let (mut handed, mut soft, mut hard) = (0u64, 0u64, 0u64);
         for k in 0..v.len {
@@ -378,7 +389,12 @@ impl Node for EspEncrypt {
                 }
             }
             if sa_i == NONE {
-                sa_i = choose(&tables, rule, me, now, workers > 1 && !handed_here);
+                let may = workers > 1 && !handed_here;
+                if (rule, may) != (c_sa_rule, c_sa_may) {
+                    (c_sa_rule, c_sa_may) = (rule, may);
+                    c_sa = choose(&tables, rule, me, now, may);
+                }
+                sa_i = c_sa;
             }
             let Some(sa) = tables.sas.get(sa_i as usize) else {
                 let e = if handed_here {
@@ -422,7 +438,11 @@ impl Node for EspEncrypt {
             }
             let st = &mut self.state[sa_i as usize];
             let ihl = (ip[0] & 0x0f) as usize * 4;
-            let ip_len = (u16::from_be_bytes([ip[2], ip[3]]) as usize).min(ip.len());
+            let len_field = u16::from_be_bytes([ip[2], ip[3]]);
+            // Read now: after the header moves, a load from it would wait on the move's stores.
+            let ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
+            let csum_field = u16::from_be_bytes([ip[10], ip[11]]);
+            let ip_len = (len_field as usize).min(ip.len());
             let tunnel = matches!(sa.mode, crate::sa::Mode::Tunnel { .. });
             let (len, next_header, grow) = if tunnel {
                 (ip_len, NEXT_IPV4, TUNNEL_FRONT)
@@ -479,6 +499,7 @@ impl Node for EspEncrypt {
                 c.hard_expired = true;
                 sa.shared.set_exhausted();
                 hard += 1;
+                c_sa_rule = NONE;
             }
             (tr.seq, tr.tunnel) = (seq, tunnel);
             let off = if tunnel {
@@ -504,14 +525,24 @@ impl Node for EspEncrypt {
                 b.set_len(L2 + ip_len + packet::tail_len(len));
                 b.prepend(ESP_FRONT);
                 let d = b.data_mut();
-                d.copy_within(ESP_FRONT..ESP_FRONT + L2 + ihl, 0);
+                if ihl == 20 {
+                    // The usual header: a fixed-size move the compiler does in registers.
+                    d.copy_within(ESP_FRONT..ESP_FRONT + L2 + 20, 0);
+                } else {
+                    d.copy_within(ESP_FRONT..ESP_FRONT + L2 + ihl, 0);
+                }
                 let ip = &mut d[L2..L2 + ihl];
                 let total = (ihl + ESP_FRONT + len + packet::tail_len(len)) as u16;
+                // Length and protocol change: update the checksum for those words
+                // (RFC 1624), rather than sum the header again.
                 ip[2..4].copy_from_slice(&total.to_be_bytes());
                 ip[9] = IPPROTO_ESP;
-                ip[10] = 0;
-                ip[11] = 0;
-                let csum = checksum::data(ip);
+                let mut csum = checksum::update_u16(csum_field, len_field, total);
+                csum = checksum::update_u16(
+                    csum,
+                    ttl_proto,
+                    (ttl_proto & 0xff00) | u16::from(IPPROTO_ESP),
+                );
                 ip[10..12].copy_from_slice(&csum.to_be_bytes());
                 L2 + ihl
             };
@@ -538,24 +569,42 @@ impl Node for EspEncrypt {
                 last_next
             };
         }
-        // Pass 2: the seals, back to back.
-        for op in &self.ops[..n_ops] {
-            let sa: &SaData = &tables.sas[op.sa as usize];
+        // Pass 2: the seals, a run of one SA's packets per batch call (the native engine
+        // interleaves a batch's AES blocks).
+        let mut i = 0;
+        while i < n_ops {
+            let sa_i = self.ops[i].sa;
+            let mut n = 1;
+            while n < packet::BATCH && i + n < n_ops && self.ops[i + n].sa == sa_i {
+                n += 1;
+            }
+            let ops = &self.ops[i..i + n];
+            i += n;
+            let sa: &SaData = &tables.sas[sa_i as usize];
             let params = SealParams {
                 cipher: &*sa.cipher,
                 salt: sa.salt,
                 spi: sa.spi,
                 esn: sa.esn,
             };
-            let b = cx.buffers.get_mut(v.buffers[op.k as usize]);
-            let d = b.data_mut();
-            packet::seal(
-                &params,
-                op.seq,
-                &mut d[op.off as usize..],
-                op.len as usize,
-                op.next_header,
-            );
+            let mut bis = [BufferIndex(0); packet::BATCH];
+            for (b, op) in bis.iter_mut().zip(ops) {
+                *b = v.buffers[op.k as usize];
+            }
+            // A frame never holds a buffer twice, so this always succeeds.
+            let Some(bufs) = cx.buffers.get_many_mut::<{ packet::BATCH }>(&bis[..n]) else {
+                continue;
+            };
+            let mut pkts: [SealPacket<'_>; packet::BATCH] = Default::default();
+            for ((pk, b), op) in pkts.iter_mut().zip(bufs.into_iter().flatten()).zip(ops) {
+                *pk = SealPacket {
+                    seq: op.seq,
+                    p: &mut b.data_mut()[op.off as usize..],
+                    len: op.len as usize,
+                    next_header: op.next_header,
+                };
+            }
+            packet::seal_batch(&params, &mut pkts[..n]);
         }
         cx.errors.count(EncryptError::Encrypted, n_ops as u64);
         cx.errors.count(EncryptError::HandedOff, handed);

@@ -3,7 +3,7 @@
 //! Pure functions over byte slices, so the known-answer tests run them on published packets;
 //! the nodes call them on buffers.
 
-use crate::crypto::{GcmCipher, ICV_LEN, IV_LEN, SALT_LEN};
+use crate::crypto::{GcmCipher, Job, ICV_LEN, IV_LEN, SALT_LEN};
 
 /// ESP header: SPI and sequence number.
 pub const ESP_HDR_LEN: usize = 8;
@@ -120,6 +120,43 @@ pub fn seal(sa: &SealParams<'_>, seq: u64, p: &mut [u8], len: usize, next_header
     seal_with_iv(sa, seq, seq.to_be_bytes(), p, len, next_header)
 }
 
+/// What the cipher needs for one packet once its framing is written.
+struct Framed {
+    nonce: [u8; 12],
+    aad: [u8; 12],
+    aad_len: usize,
+    ct_len: usize,
+    total: usize,
+}
+
+/// Writes the header, IV and trailer of the packet laid out in `p` (see [`seal`]).
+#[inline(always)]
+fn frame(
+    sa: &SealParams<'_>,
+    seq: u64,
+    iv: [u8; IV_LEN],
+    p: &mut [u8],
+    len: usize,
+    next_header: u8,
+) -> Framed {
+    let pad = pad_len(len);
+    let ct_len = len + pad + 2;
+    let total = ESP_FRONT + ct_len + ICV_LEN;
+    let p = &mut p[..total];
+    p[0..4].copy_from_slice(&sa.spi.to_be_bytes());
+    p[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+    p[8..16].copy_from_slice(&iv);
+    write_trailer(&mut p[ESP_FRONT + len..], pad, next_header);
+    let (aad, aad_len) = aad(sa.spi, seq, sa.esn);
+    Framed {
+        nonce: nonce(&sa.salt, &iv),
+        aad,
+        aad_len,
+        ct_len,
+        total,
+    }
+}
+
 /// [`seal`] with a given IV (known-answer tests use the published ones).
 #[inline]
 pub fn seal_with_iv(
@@ -130,20 +167,68 @@ pub fn seal_with_iv(
     len: usize,
     next_header: u8,
 ) -> usize {
-    let pad = pad_len(len);
-    let ct_len = len + pad + 2;
-    let total = ESP_FRONT + ct_len + ICV_LEN;
-    let p = &mut p[..total];
-    p[0..4].copy_from_slice(&sa.spi.to_be_bytes());
-    p[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-    p[8..16].copy_from_slice(&iv);
-    write_trailer(&mut p[ESP_FRONT + len..], pad, next_header);
-    let n = nonce(&sa.salt, &iv);
-    let (a, alen) = aad(sa.spi, seq, sa.esn);
-    let (body, icv) = p[ESP_FRONT..].split_at_mut(ct_len);
-    let tag = sa.cipher.seal(&n, &a[..alen], body);
+    let f = frame(sa, seq, iv, p, len, next_header);
+    let (body, icv) = p[ESP_FRONT..f.total].split_at_mut(f.ct_len);
+    let tag = sa.cipher.seal(&f.nonce, &f.aad[..f.aad_len], body);
     icv.copy_from_slice(&tag);
-    total
+    f.total
+}
+
+/// Packets the nodes hand to one batch call of the cipher (the native engine interleaves this
+/// many; the others take them one after the other).
+pub const BATCH: usize = 8;
+
+/// One packet of [`seal_batch`]: laid out as for [`seal`].
+#[derive(Debug, Default)]
+pub struct SealPacket<'a> {
+    /// The sequence number (and IV).
+    pub seq: u64,
+    /// ESP header room, payload, trailer room.
+    pub p: &'a mut [u8],
+    /// Payload length.
+    pub len: usize,
+    /// Next header.
+    pub next_header: u8,
+}
+
+/// [`seal`] for several packets of one SA: the framing of each, then one batch call of the
+/// cipher per [`BATCH`] packets.
+///
+/// # Panics
+/// As [`seal`], for a packet without room.
+pub fn seal_batch(sa: &SealParams<'_>, pkts: &mut [SealPacket<'_>]) {
+    for chunk in pkts.chunks_mut(BATCH) {
+        let mut framed: [Option<Framed>; BATCH] = Default::default();
+        for (f, pk) in framed.iter_mut().zip(chunk.iter_mut()) {
+            *f = Some(frame(
+                sa,
+                pk.seq,
+                pk.seq.to_be_bytes(),
+                pk.p,
+                pk.len,
+                pk.next_header,
+            ));
+        }
+        let mut jobs: [Job<'_>; BATCH] = Default::default();
+        let mut icvs: [&mut [u8]; BATCH] = Default::default();
+        let mut n = 0;
+        for ((pk, f), (job, icv)) in chunk
+            .iter_mut()
+            .zip(framed.iter().flatten())
+            .zip(jobs.iter_mut().zip(icvs.iter_mut()))
+        {
+            let (body, tag) = pk.p[ESP_FRONT..f.total].split_at_mut(f.ct_len);
+            *job = Job::new(f.nonce, &f.aad[..f.aad_len], body);
+            *icv = tag;
+            n += 1;
+        }
+        sa.cipher.seal_batch(&mut jobs[..n]);
+        for (job, icv) in jobs[..n].iter().zip(icvs.iter_mut()) {
+            // A job GCM refused (beyond its limits, never a packet) has a zeroed body and a
+            // zero tag: it fails authentication at the far end and shows nothing.
+            icv.copy_from_slice(&job.tag);
+        }
+    }
 }
 
 /// Why an ESP packet did not open.
@@ -168,19 +253,107 @@ pub fn open(
     esn: bool,
     p: &mut [u8],
 ) -> Result<(usize, u8), OpenError> {
-    if p.len() < ESP_FRONT + 2 + ICV_LEN {
-        return Err(OpenError::TooShort);
+    let mut pk = [OpenPacket::new(seq, p)];
+    open_batch(cipher, salt, esn, &mut pk);
+    pk[0].result
+}
+
+/// One packet of [`open_batch`].
+#[derive(Debug)]
+pub struct OpenPacket<'a> {
+    /// The full sequence number.
+    pub seq: u64,
+    /// The ESP packet: header, IV, ciphertext, ICV.
+    pub p: &'a mut [u8],
+    /// What [`open`] returns.
+    pub result: Result<(usize, u8), OpenError>,
+}
+
+impl<'a> OpenPacket<'a> {
+    /// A packet to open.
+    pub fn new(seq: u64, p: &'a mut [u8]) -> Self {
+        OpenPacket {
+            seq,
+            p,
+            result: Err(OpenError::TooShort),
+        }
     }
-    let spi = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-    let n = nonce(salt, &p[8..16]);
-    let (a, alen) = aad(spi, seq, esn);
-    let ct_len = p.len() - ESP_FRONT - ICV_LEN;
-    let (body, icv) = p[ESP_FRONT..].split_at_mut(ct_len);
-    let mut tag = [0u8; ICV_LEN];
-    tag.copy_from_slice(icv);
-    if !cipher.open(&n, &a[..alen], body, &tag) {
-        return Err(OpenError::AuthFailed);
+}
+
+impl Default for OpenPacket<'_> {
+    fn default() -> Self {
+        OpenPacket::new(0, &mut [])
     }
+}
+
+/// What the cipher needs to open one packet.
+struct Opening {
+    nonce: [u8; 12],
+    aad: [u8; 12],
+    aad_len: usize,
+    tag: [u8; ICV_LEN],
+}
+
+/// [`open`] for several packets of one SA: one batch call of the cipher per [`BATCH`] packets,
+/// then each trailer's checks.
+pub fn open_batch(
+    cipher: &dyn GcmCipher,
+    salt: &[u8; SALT_LEN],
+    esn: bool,
+    pkts: &mut [OpenPacket<'_>],
+) {
+    for chunk in pkts.chunks_mut(BATCH) {
+        let mut opening: [Option<Opening>; BATCH] = Default::default();
+        for (o, pk) in opening.iter_mut().zip(chunk.iter_mut()) {
+            let p = &*pk.p;
+            if p.len() < ESP_FRONT + 2 + ICV_LEN {
+                pk.result = Err(OpenError::TooShort);
+                continue;
+            }
+            let spi = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+            let (aad, aad_len) = aad(spi, pk.seq, esn);
+            let mut tag = [0u8; ICV_LEN];
+            tag.copy_from_slice(&p[p.len() - ICV_LEN..]);
+            *o = Some(Opening {
+                nonce: nonce(salt, &p[8..16]),
+                aad,
+                aad_len,
+                tag,
+            });
+        }
+        let mut at = [0usize; BATCH];
+        let mut n = 0;
+        let ok: [bool; BATCH] = {
+            let mut jobs: [Job<'_>; BATCH] = Default::default();
+            for (i, (pk, o)) in chunk.iter_mut().zip(opening.iter()).enumerate() {
+                let Some(o) = o else { continue };
+                let ct_len = pk.p.len() - ESP_FRONT - ICV_LEN;
+                let body = &mut pk.p[ESP_FRONT..ESP_FRONT + ct_len];
+                jobs[n] = Job {
+                    tag: o.tag,
+                    ..Job::new(o.nonce, &o.aad[..o.aad_len], body)
+                };
+                at[n] = i;
+                n += 1;
+            }
+            cipher.open_batch(&mut jobs[..n]);
+            std::array::from_fn(|j| jobs[j].ok)
+        };
+        for (&i, ok) in at[..n].iter().zip(ok) {
+            let pk = &mut chunk[i];
+            pk.result = if ok {
+                trailer(&pk.p[ESP_FRONT..pk.p.len() - ICV_LEN])
+            } else {
+                Err(OpenError::AuthFailed)
+            };
+        }
+    }
+}
+
+/// The payload length and next header of an authenticated, decrypted body.
+#[inline]
+fn trailer(body: &[u8]) -> Result<(usize, u8), OpenError> {
+    let ct_len = body.len();
     let pad = body[ct_len - 2] as usize;
     let next = body[ct_len - 1];
     if pad + 2 > ct_len {
@@ -405,6 +578,88 @@ mod tests {
                         open(&*c, &m.salt(), seq ^ 1 << 40, esn, &mut q),
                         Err(OpenError::AuthFailed)
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_seal_and_open_as_single_packets_do() {
+        for bits in [16usize, 32] {
+            let m = KeyMaterial::new((0..bits as u8 + 4).collect()).unwrap();
+            let ciphers: Vec<_> = Backend::available()
+                .iter()
+                .map(|&b| m.cipher(b).unwrap())
+                .collect();
+            for esn in [false, true] {
+                // 19 packets (two full batches and a partial one) of mixed sizes.
+                let lens: Vec<usize> = (0..19).map(|i| (i * 97 + i * i * 13) % 1500).collect();
+                let plain: Vec<Vec<u8>> = lens
+                    .iter()
+                    .map(|&len| {
+                        let mut p = vec![0u8; ESP_FRONT + len + tail_len(len)];
+                        for (j, b) in p[ESP_FRONT..ESP_FRONT + len].iter_mut().enumerate() {
+                            *b = (j * 3 + len) as u8;
+                        }
+                        p
+                    })
+                    .collect();
+                let mut want: Option<Vec<Vec<u8>>> = None;
+                for c in &ciphers {
+                    let sa = SealParams {
+                        cipher: &**c,
+                        salt: m.salt(),
+                        spi: 0x77,
+                        esn,
+                    };
+                    let mut single = plain.clone();
+                    for (i, p) in single.iter_mut().enumerate() {
+                        seal(&sa, i as u64 + (1 << 33), p, lens[i], 17);
+                    }
+                    let mut batch = plain.clone();
+                    let mut pkts: Vec<SealPacket<'_>> = batch
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(i, p)| SealPacket {
+                            seq: i as u64 + (1 << 33),
+                            p,
+                            len: lens[i],
+                            next_header: 17,
+                        })
+                        .collect();
+                    seal_batch(&sa, &mut pkts);
+                    drop(pkts);
+                    assert_eq!(batch, single, "{}", c.backend());
+                    match &want {
+                        Some(w) => assert_eq!(&batch, w, "{} agrees", c.backend()),
+                        None => want = Some(batch.clone()),
+                    }
+                    // Open them back, with one corrupted and one too short among them.
+                    batch[5][ESP_FRONT] ^= 0x10;
+                    let mut pkts: Vec<OpenPacket<'_>> = batch
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let p = if i == 11 { &mut p[..ESP_FRONT + 17] } else { p };
+                            OpenPacket::new(i as u64 + (1 << 33), p)
+                        })
+                        .collect();
+                    open_batch(&**c, &m.salt(), esn, &mut pkts);
+                    for (i, pk) in pkts.iter().enumerate() {
+                        let r = match i {
+                            5 => Err(OpenError::AuthFailed),
+                            11 => Err(OpenError::TooShort),
+                            _ => Ok((lens[i], 17)),
+                        };
+                        assert_eq!(pk.result, r, "{} packet {i}", c.backend());
+                    }
+                    drop(pkts);
+                    for (i, p) in batch.iter().enumerate() {
+                        if i != 5 && i != 11 {
+                            let len = lens[i];
+                            assert_eq!(p[ESP_FRONT..ESP_FRONT + len], plain[i][ESP_FRONT..][..len]);
+                        }
+                    }
                 }
             }
         }
