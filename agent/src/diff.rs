@@ -656,7 +656,7 @@ mod tests {
                 vni: 5 + u32::from(variant % 2),
                 port: 4789,
                 mac: Mac([2, 0, 0, 0, 1, variant]),
-                remote_mac: (variant % 3 != 0).then_some(Mac([2, 0, 0, 0, 2, variant])),
+                remote_mac: (!variant.is_multiple_of(3)).then_some(Mac([2, 0, 0, 0, 2, variant])),
             }
         } else {
             // Two host interfaces per name, so a kind change (recreate) happens.

@@ -138,7 +138,7 @@ pub const MAX_REPLAY_WINDOW: u32 = 1 << 16;
 /// Parses key material in hex.
 pub fn parse_key(s: &str) -> Option<Vec<u8>> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -416,7 +416,9 @@ impl<T: Zeroable + Sync> SegSlice<T> {
     /// `len` elements at `offset`, or None when misaligned or out of range.
     pub fn new(region: &std::sync::Arc<SharedRegion>, offset: usize, len: usize) -> Option<Self> {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?;
-        if offset % std::mem::align_of::<T>() != 0 || offset.checked_add(bytes)? > region.len {
+        if !offset.is_multiple_of(std::mem::align_of::<T>())
+            || offset.checked_add(bytes)? > region.len
+        {
             return None;
         }
         // Page-aligned base plus an aligned offset: aligned for T.

@@ -260,7 +260,7 @@ impl Ring {
     /// 4-aligned (never for offsets derived from the ring geometry).
     #[inline(always)]
     fn word(&self, off: usize) -> Option<&AtomicU32> {
-        if off % 4 != 0 || off.checked_add(4)? > self.len {
+        if !off.is_multiple_of(4) || off.checked_add(4)? > self.len {
             return None;
         }
         // SAFETY: off + 4 <= len and the base is page-aligned, so the pointer is in the mapping
@@ -1089,7 +1089,7 @@ impl AfPacketTx {
         if self.next == self.frames {
             self.next = 0;
             self.next_off = 0;
-        } else if self.next % TX_FRAMES_PER_BLOCK == 0 {
+        } else if self.next.is_multiple_of(TX_FRAMES_PER_BLOCK) {
             self.next_off = (self.next / TX_FRAMES_PER_BLOCK) * TX_BLOCK_SIZE;
         } else {
             self.next_off += TX_FRAME_SIZE;

@@ -34,7 +34,10 @@ pub fn pod(ns: usize, i: usize, app: usize) -> Pod {
         name: format!("pod{i}"),
         labels: labels(&[
             ("app", format!("app{app}")),
-            ("tier", if i % 2 == 0 { "front" } else { "back" }.into()),
+            (
+                "tier",
+                if i.is_multiple_of(2) { "front" } else { "back" }.into(),
+            ),
         ]),
         ip: Some(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
         // Spread so each node holds pods of every app.
@@ -59,7 +62,7 @@ pub fn pod(ns: usize, i: usize, app: usize) -> Pod {
 /// of namespace 0 by name, and an outside block minus exceptions.
 pub fn policy(ns: usize, k: usize, port: u16) -> NetworkPolicy {
     let team = ns % 10;
-    let egress = if k % 3 == 0 {
+    let egress = if k.is_multiple_of(3) {
         format!(
             r#", "policyTypes": ["Ingress", "Egress"], "egress": [
               {{"to": [{{"podSelector": {{"matchLabels": {{"app": "app{}"}}}}}}], "ports": [{{"port": 5432, "endPort": 5433}}]}},

@@ -193,7 +193,7 @@ impl KeyMaterial {
     /// Parses hex (an optional `0x` prefix, as `ip xfrm` takes it).
     pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
         let s = s.strip_prefix("0x").unwrap_or(s);
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(CryptoError::BadKeyLength(s.len() / 2));
         }
         let mut out = Vec::with_capacity(s.len() / 2);

@@ -81,7 +81,7 @@ impl PortMap {
         let len = slice.len();
         let words = len.div_ceil(64);
         let mut unused = vec![u64::MAX; words];
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(w) = unused.last_mut() {
                 *w = (1u64 << (len % 64)) - 1;
             }
