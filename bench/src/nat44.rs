@@ -149,7 +149,8 @@ fn sessions(rt: &mut Runtime) -> Vec<vpg_nat44::Session> {
 /// another.
 fn established(o: &RunOptions, flows: u32) -> anyhow::Result<(Runtime, BTreeMap<String, String>)> {
     let mut images: Vec<Vec<u8>> = (0..flows).map(inside_flow).collect();
-    let capacity = (flows as usize + flows as usize / 8).max(1024);
+    let capacity = (flows as usize + flows as usize / 8)
+        .clamp(1024, vpg_nat44::session::MAX_SESSIONS.max(flows as usize));
     let (mut rt, mut details) = nat_runtime(o, capacity, images.clone())?;
     let t0 = Instant::now();
     run_packets(&mut rt, flows as u64)?;

@@ -513,9 +513,11 @@ impl Nat44Control {
 
     /// Sets the limits.
     pub fn set_limits(&mut self, l: Limits) -> Result<(), Nat44Error> {
+        // The message names the bound: keep the two in step.
+        const _: () = assert!(crate::session::MAX_SESSIONS == 4_194_304);
         if l.sessions_per_worker == 0 || l.sessions_per_worker > crate::session::MAX_SESSIONS {
             return Err(Nat44Error::BadSetting(
-                "sessions per worker must be 1 to 8388607",
+                "sessions per worker must be 1 to 4194304",
             ));
         }
         self.limits = l;
