@@ -24,22 +24,13 @@ use std::time::{Duration, Instant};
 
 use vpg_io::netns::{self, NetNs};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_vpg-agent");
+mod common;
 
-/// vpgd, built by the workspace (`cargo test --workspace` builds it; alone, this builds it).
+use common::{terminate, write_node_toml, write_vpgd_toml, AGENT};
+
+/// vpgd, as the workspace builds it now.
 fn vpgd_bin() -> PathBuf {
-    let dir = Path::new(AGENT).parent().unwrap().to_path_buf();
-    let bin = dir.join("vpgd");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "vpgd", "--bin", "vpgd"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok && bin.exists(), "cannot build vpgd for this test");
-    }
-    bin
+    common::bins().0
 }
 
 /// Forwards connections from `listen` to `upstream`, counting configuration requests
@@ -253,51 +244,16 @@ impl Lab {
             .unwrap();
         node.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
             .unwrap();
-        std::fs::write(
-            dir.join("vpgd.toml"),
-            format!(
-                "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n",
-                d = dir.display()
+        write_vpgd_toml(&dir, 8192);
+        write_node_toml(
+            &dir,
+            "proxy.sock",
+            &up,
+            &format!(
+                "max_backoff_ms = 500\n[encryption]\nenabled = true\nswitch_delay_ms = 300\ngrace_s = 2\nused_keys = \"{}/esp-used.json\"\n",
+                dir.display()
             ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("node.toml"),
-            format!(
-                r#"node = "n1"
-vpgd_socket = "{d}/proxy.sock"
-cni_data_dir = "{d}/cni"
-status_socket = "{d}/agent.sock"
-[uplink]
-host_if = "{up}"
-name = "up0"
-address = "192.0.2.1/24"
-gateway = "192.0.2.254"
-[pods]
-cidr = "10.1.1.0/24"
-[cluster]
-networks = ["10.1.0.0/16", "10.96.0.0/12"]
-[overlay]
-vni = 10
-[store]
-embedded = "{d}/agent.redb"
-manifests = "{d}/m"
-scan_interval_ms = 100
-[timing]
-debounce_ms = 50
-pod_poll_ms = 100
-probe_ms = 100
-max_backoff_ms = 500
-[encryption]
-enabled = true
-switch_delay_ms = 300
-grace_s = 2
-used_keys = "{d}/esp-used.json"
-"#,
-                d = dir.display()
-            ),
-        )
-        .unwrap();
+        );
         let proxy = CountingProxy::start(&dir.join("proxy.sock"), dir.join("api.sock"));
         let mut lab = Lab {
             pods,
@@ -477,22 +433,6 @@ impl Drop for Lab {
         self.stop_vpgd();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// SIGTERM, then up to 10 s for a clean exit, then SIGKILL.
-fn terminate(mut c: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
 }
 
 fn python(ns: &NetNs, script: &str, args: &[&str]) -> Child {

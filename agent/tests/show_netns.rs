@@ -8,27 +8,15 @@
 //! what the configuration does. Needs root and iproute2 (scripts/setup.sh); skipped with the
 //! reason printed only where the kernel refuses namespaces.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use vpg_io::netns::{self, NetNs};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_vpg-agent");
+mod common;
 
-/// vpgd and vpgctl as the workspace builds them now (a stale vpgctl would lack the commands).
-fn bins() -> (PathBuf, PathBuf) {
-    let dir = Path::new(AGENT).parent().unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "vpgd", "--bin", "vpgd", "--bin", "vpgctl"]);
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let ok = build.status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "cannot build vpgd and vpgctl for this test");
-    (dir.join("vpgd"), dir.join("vpgctl"))
-}
+use common::{bins, terminate, write_node_toml, write_vpgd_toml, AGENT};
 
 /// `vpg` + 12 hex digits, unique per process: vpg-cni's host veth naming.
 fn pod_ifname(n: u32) -> String {
@@ -175,45 +163,8 @@ impl Lab {
         let outside = NetNs::new("sout").unwrap();
         netns::veth("eth0", &outside, &up, &node).unwrap();
         pods.push(outside);
-        std::fs::write(
-            dir.join("vpgd.toml"),
-            format!(
-                "[workers]\ncount = 1\n[buffers]\nper_worker = 4096\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n",
-                d = dir.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("node.toml"),
-            format!(
-                r#"node = "n1"
-vpgd_socket = "{d}/api.sock"
-cni_data_dir = "{d}/cni"
-status_socket = "{d}/agent.sock"
-[uplink]
-host_if = "{up}"
-name = "up0"
-address = "192.0.2.1/24"
-gateway = "192.0.2.254"
-[pods]
-cidr = "10.1.1.0/24"
-[cluster]
-networks = ["10.1.0.0/16", "10.96.0.0/12"]
-[overlay]
-vni = 10
-[store]
-embedded = "{d}/agent.redb"
-manifests = "{d}/m"
-scan_interval_ms = 100
-[timing]
-debounce_ms = 50
-pod_poll_ms = 100
-probe_ms = 100
-"#,
-                d = dir.display()
-            ),
-        )
-        .unwrap();
+        write_vpgd_toml(&dir, 4096);
+        write_node_toml(&dir, "api.sock", &up, "");
         let vpgd = Command::new("ip")
             .args(["netns", "exec", &node.name])
             .arg(vpgd_bin)
@@ -287,22 +238,6 @@ probe_ms = 100
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// SIGTERM, then up to 10 s for a clean exit, then SIGKILL.
-fn terminate(mut c: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
 }
 
 impl Drop for Lab {

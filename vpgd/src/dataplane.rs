@@ -356,10 +356,7 @@ impl DataPlane {
         // Commit: nothing below can fail.
         self.state = next;
         for sw_if in detached {
-            for w in 0..self.workers.len() {
-                let remove = self.backend.detach();
-                self.workers.post(w, move |rt| remove(rt, sw_if));
-            }
+            self.detach_port(sw_if);
         }
         for (sw_if, installers) in attached {
             for (w, install) in installers.into_iter().enumerate() {
@@ -524,6 +521,14 @@ impl DataPlane {
         }
     }
 
+    /// Removes port `sw_if`'s halves from every worker (the backend releases them).
+    fn detach_port(&self, sw_if: u32) {
+        for w in 0..self.workers.len() {
+            let remove = self.backend.detach();
+            self.workers.post(w, move |rt| remove(rt, sw_if));
+        }
+    }
+
     fn set_feature(
         &self,
         s: &mut State,
@@ -660,12 +665,8 @@ impl DataPlane {
     pub fn shutdown(&mut self) {
         // Every port leaves its workers first, so the backend releases them its own way (in
         // parallel for AF_PACKET), then the workers stop.
-        let ports: Vec<u32> = self.state.ports.keys().copied().collect();
-        for sw_if in ports {
-            for w in 0..self.workers.len() {
-                let remove = self.backend.detach();
-                self.workers.post(w, move |rt| remove(rt, sw_if));
-            }
+        for &sw_if in self.state.ports.keys() {
+            self.detach_port(sw_if);
         }
         self.workers.shutdown();
         self.backend.finish();
