@@ -385,6 +385,10 @@ pub struct DesiredSa {
     pub worker: Option<u32>,
     /// Anti-replay window.
     pub replay_window: u32,
+    /// Install with `continue_sequence`: the key was used before, and vpgd's sequence file
+    /// records it (set by the sync pass, never by the computation).
+    #[serde(skip)]
+    pub continue_sequence: bool,
 }
 
 /// vpgd's configuration, as its dumps show it.
@@ -412,6 +416,19 @@ pub struct Current {
     pub esp_sas: BTreeMap<u32, CurSa>,
     /// ESP protect rules.
     pub esp_rules: BTreeMap<u32, CurRule>,
+    /// vpgd's sequence file, when it keeps one: the fingerprints of the outbound keys it has
+    /// reserved sequence numbers for (such a key can be installed again: vpgd continues after
+    /// its reservation).
+    pub esp_sequences: Option<EspSequences>,
+}
+
+/// vpgd's sequence file as the agent sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EspSequences {
+    /// The file's path.
+    pub file: String,
+    /// Fingerprints of the keys it records.
+    pub keys: BTreeSet<String>,
 }
 
 /// An interface as the agent wants it. `None` fields are left as they are.

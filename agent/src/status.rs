@@ -124,8 +124,16 @@ pub struct EncryptionStatus {
     /// SAs in the desired state.
     pub sas: usize,
     /// Outbound SAs withheld because their key was used before by a vpgd that lost it (a
-    /// restart): reusing it would repeat AES-GCM nonces. A new key id ends this.
+    /// restart) and vpgd has no record of its sequence numbers: reusing it would repeat
+    /// AES-GCM nonces. A new key id ends this.
     pub withheld: usize,
+    /// Outbound SAs installed again after a vpgd restart, continuing after the sequence
+    /// numbers vpgd's sequence file reserved for their key.
+    #[serde(default)]
+    pub continued: usize,
+    /// vpgd's sequence file (none: a vpgd restart withholds the keys it used until a rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpgd_sequence_file: Option<String>,
 }
 
 /// `t` as RFC 3339 UTC (`2024-02-29T23:59:59Z`).
@@ -233,7 +241,21 @@ impl Status {
                     e.withheld
                 );
             }
+            if e.continued > 0 {
+                let _ = write!(
+                    s,
+                    "; {} outbound SAs continued after their reserved sequence numbers",
+                    e.continued
+                );
+            }
             let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "sequences:     {}",
+                e.vpgd_sequence_file.as_deref().unwrap_or(
+                    "vpgd keeps no sequence file: after a vpgd restart its keys wait for a rotation"
+                )
+            );
         }
         for e in &self.excluded {
             let _ = writeln!(s, "excluded:      {e}");
@@ -289,12 +311,14 @@ mod tests {
             switch_in_ms: Some(1500),
             sas: 8,
             withheld: 0,
+            continued: 2,
+            vpgd_sequence_file: Some("/var/lib/vpg/esp-sequences.json".into()),
         });
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Status>(&j).unwrap(), s);
         let t = s.render();
         assert!(
-            t.contains("encryption:    key id 4 (0011223344556677), outbound key id 3, 8 SAs; rotating from key id 3, outbound switches in 1500 ms"),
+            t.contains("encryption:    key id 4 (0011223344556677), outbound key id 3, 8 SAs; rotating from key id 3, outbound switches in 1500 ms; 2 outbound SAs continued after their reserved sequence numbers\nsequences:     /var/lib/vpg/esp-sequences.json\n"),
             "{t}"
         );
     }

@@ -203,44 +203,77 @@ impl UsedKeys {
     }
 }
 
-/// Leaves out the desired outbound SAs whose key was installed before but that vpgd no longer
-/// holds (in any state): installing them again would repeat nonces. Returns how many; their
-/// rules keep the other SAs (none left: traffic to that node is dropped, not sent in clear).
-pub fn withhold_reused(c: &mut Computed, cur: &Current, own: &Ownership, used: &UsedKeys) -> usize {
+/// What [`withhold_reused`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reused {
+    /// Outbound SAs left out: their key was used before and vpgd cannot continue its sequence.
+    pub withheld: usize,
+    /// Outbound SAs whose key was used before and that vpgd's sequence file records: installed
+    /// again with `continue_sequence`, so they continue after the numbers already reserved.
+    pub continued: usize,
+}
+
+/// The desired outbound SAs whose key was installed before but that vpgd no longer holds (in
+/// any state, after a vpgd restart): installing them again from sequence number 1 would repeat
+/// nonces. Where vpgd keeps a sequence file that records the key, the SA is installed with
+/// `continue_sequence` (vpgd starts after the reservation, and refuses if the record is gone);
+/// otherwise it is left out, and its rules keep the other SAs (none left: traffic to that node
+/// is dropped, not sent in clear).
+pub fn withhold_reused(
+    c: &mut Computed,
+    cur: &Current,
+    own: &Ownership,
+    used: &UsedKeys,
+) -> Reused {
     let held: BTreeSet<&str> = cur
         .esp_sas
         .iter()
         .filter(|(id, s)| own.owns_esp(**id) && s.outbound)
         .map(|(_, s)| s.fingerprint.as_str())
         .collect();
+    let recorded = |fp: &str| {
+        cur.esp_sequences
+            .as_ref()
+            .is_some_and(|q| q.keys.contains(fp))
+    };
     let d = &mut c.desired;
-    let withheld: Vec<_> = d
-        .esp_sas
-        .iter()
-        .filter(|(n, s)| {
-            n.outbound && {
-                let fp = s.key.fingerprint();
-                !held.contains(fp.as_str()) && used.refused(&fp)
-            }
-        })
-        .map(|(n, _)| *n)
-        .collect();
+    let mut withheld = Vec::new();
+    let mut continued = 0;
+    for (n, s) in d.esp_sas.iter_mut().filter(|(n, _)| n.outbound) {
+        let fp = s.key.fingerprint();
+        if held.contains(fp.as_str()) || !used.refused(&fp) {
+            continue;
+        }
+        if recorded(&fp) {
+            s.continue_sequence = true;
+            continued += 1;
+        } else {
+            withheld.push(*n);
+        }
+    }
     for n in &withheld {
         d.esp_sas.remove(n);
         for r in d.esp_rules.values_mut() {
             r.retain(|x| x != n);
         }
-        c.notes.push(match used.broken() {
-            Some(why) => format!(
+        c.notes.push(match (used.broken(), &cur.esp_sequences) {
+            (Some(why), _) => format!(
                 "encryption: sa {n} withheld: the record of used keys is unusable ({why}); fix or remove it"
             ),
-            None => format!(
-                "encryption: sa {n} withheld: its key was used before by a vpgd that lost it (restart); reusing it would repeat AES-GCM nonces — rotate the cluster's key (new key id in kube-system/vpg-ipsec-keys)"
+            (None, Some(q)) => format!(
+                "encryption: sa {n} withheld: its key was used before by a vpgd that lost it (restart) and vpgd's sequence file {} has no record of it; reusing it would repeat AES-GCM nonces — rotate the cluster's key (new key id in kube-system/vpg-ipsec-keys)",
+                q.file
+            ),
+            (None, None) => format!(
+                "encryption: sa {n} withheld: its key was used before by a vpgd that lost it (restart); reusing it would repeat AES-GCM nonces — rotate the cluster's key (new key id in kube-system/vpg-ipsec-keys), and give vpgd a sequence file ([esp] sequence_file) so that a restart continues instead"
             ),
         });
     }
     c.esp_sas = d.esp_sas.len();
-    withheld.len()
+    Reused {
+        withheld: withheld.len(),
+        continued,
+    }
 }
 
 /// How many pods one pass may leave out before giving up (each exclusion is one more try).
@@ -395,7 +428,8 @@ impl Syncer {
     fn encryption_status(
         &self,
         c: &Computed,
-        withheld: usize,
+        reused: Reused,
+        cur: Option<&Current>,
         now: Instant,
     ) -> Option<EncryptionStatus> {
         self.cfg.encryption.as_ref()?;
@@ -414,7 +448,11 @@ impl Syncer {
                 .filter(|t| *t > now)
                 .map(|t| (t - now).as_millis() as u64),
             sas: c.esp_sas,
-            withheld,
+            withheld: reused.withheld,
+            continued: reused.continued,
+            vpgd_sequence_file: cur
+                .and_then(|c| c.esp_sequences.as_ref())
+                .map(|q| q.file.clone()),
         })
     }
 
@@ -449,7 +487,7 @@ impl Syncer {
             computed.notes.extend(key_note.clone());
             publish(
                 &computed,
-                self.encryption_status(&computed, 0, now),
+                self.encryption_status(&computed, Reused::default(), None, now),
                 &self.excluded,
             );
             if self.client.is_none() {
@@ -494,7 +532,7 @@ impl Syncer {
                 if let Err(e) = used.record(&held) {
                     tracing::warn!("recording used keys: {e}");
                 }
-                let withheld = withhold_reused(&mut computed, &cur, &self.own, used);
+                let reused = withhold_reused(&mut computed, &cur, &self.own, used);
                 fresh_out = computed
                     .desired
                     .esp_sas
@@ -511,7 +549,7 @@ impl Syncer {
                 }
                 publish(
                     &computed,
-                    self.encryption_status(&computed, withheld, now),
+                    self.encryption_status(&computed, reused, Some(&cur), now),
                     &self.excluded,
                 );
             }
@@ -762,7 +800,7 @@ mod tests {
         let mut c1 = computed();
         assert_eq!(
             withhold_reused(&mut c1, &Current::default(), &own, &used),
-            0
+            Reused::default()
         );
         used.record(&outs).unwrap();
         // vpgd holds them: still fine (the diff keeps them, nothing is re-added).
@@ -787,25 +825,82 @@ mod tests {
             );
         }
         let mut c2 = computed();
-        assert_eq!(withhold_reused(&mut c2, &cur, &own, &used), 0);
+        assert_eq!(
+            withhold_reused(&mut c2, &cur, &own, &used),
+            Reused::default()
+        );
         assert_eq!(c2, c1);
         // A restarted agent reads the file; a restarted vpgd holds nothing: withheld, the
         // rules left without SAs (dropped, not in clear), a note says why and what to do.
         let used = UsedKeys::load(&path);
         let mut c3 = computed();
+        let withheld = Reused {
+            withheld: 2,
+            continued: 0,
+        };
         assert_eq!(
             withhold_reused(&mut c3, &Current::default(), &own, &used),
-            2
+            withheld
         );
         assert!(c3.desired.esp_sas.keys().all(|n| !n.outbound));
         assert!(c3.desired.esp_rules.values().all(Vec::is_empty));
         assert!(
             c3.notes
                 .iter()
-                .any(|n| n.contains("rotate the cluster's key")),
+                .any(|n| n.contains("rotate the cluster's key") && n.contains("sequence_file")),
             "{:?}",
             c3.notes
         );
+        // A restarted vpgd whose sequence file records one of the keys: that SA goes in again
+        // with continue_sequence (vpgd continues after its reservation); the other, which the
+        // file does not know, is still withheld.
+        let restarted = Current {
+            esp_sequences: Some(crate::model::EspSequences {
+                file: "/var/lib/vpg/esp-sequences.json".into(),
+                keys: [outs[0].clone()].into(),
+            }),
+            ..Current::default()
+        };
+        let mut c5 = computed();
+        assert_eq!(
+            withhold_reused(&mut c5, &restarted, &own, &used),
+            Reused {
+                withheld: 1,
+                continued: 1
+            }
+        );
+        let out: Vec<_> = c5
+            .desired
+            .esp_sas
+            .iter()
+            .filter(|(n, _)| n.outbound)
+            .collect();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].1.continue_sequence && out[0].1.key.fingerprint() == outs[0]);
+        assert_eq!(
+            c5.desired.esp_rules.values().map(Vec::len).sum::<usize>(),
+            1,
+            "only the continued SA is in a rule"
+        );
+        assert!(
+            c5.notes.iter().any(|n| n.contains("has no record of it")),
+            "{:?}",
+            c5.notes
+        );
+        let plan = crate::diff::diff(&c5.desired, &restarted, &own);
+        let adds: Vec<bool> = plan
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                vpg_api::ConfigItem::EspSaAdd(a)
+                    if a.direction == vpg_api::esp::EspDirection::Out =>
+                {
+                    Some(a.continue_sequence)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adds, [true], "the plan asks vpgd to continue");
         // A refused transaction's keys are forgotten again.
         let mut used = UsedKeys::load(&path);
         used.forget(&outs.iter().cloned().collect()).unwrap();
@@ -817,7 +912,7 @@ mod tests {
         let mut c4 = computed();
         assert_eq!(
             withhold_reused(&mut c4, &Current::default(), &own, &broken),
-            2
+            withheld
         );
         assert!(c4.notes.iter().any(|n| n.contains("unusable")));
         // The file holds fingerprints only.

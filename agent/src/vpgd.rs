@@ -3,6 +3,7 @@
 //! [`Plan`] as one transaction. Blocking (vpg-api's client); the loop runs it on its own
 //! thread.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use vpg_api::{ApiError, Applied, Client, ClientError, Details, Request};
 
 use crate::diff::Plan;
 use crate::model::{
-    canonical, AclContent, CurIf, CurRule, CurSa, Current, IfKind, MapKey, PoolKey, SaState,
-    ESP_DECRYPT, ESP_ENCRYPT,
+    canonical, AclContent, CurIf, CurRule, CurSa, Current, EspSequences, IfKind, MapKey, PoolKey,
+    SaState, ESP_DECRYPT, ESP_ENCRYPT,
 };
 use vpg_api::esp::{EspDirection, EspMode};
 
@@ -182,6 +183,21 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
             let which = (f.arc.as_str(), f.feature.as_str());
             i.esp_out |= which == ESP_ENCRYPT;
             i.esp_in |= which == ESP_DECRYPT;
+        }
+    }
+    for d in dump(c, Request::DumpEspSummary)? {
+        if let Details::EspSummary(s) = d {
+            cur.esp_sequences = s.sequence_file.map(|file| EspSequences {
+                file,
+                keys: BTreeSet::new(),
+            });
+        }
+    }
+    if let Some(seq) = &mut cur.esp_sequences {
+        for d in dump(c, Request::DumpEspSequences)? {
+            if let Details::EspSequence(r) = d {
+                seq.keys.insert(r.fingerprint);
+            }
         }
     }
     for d in dump(c, Request::DumpEspSas)? {

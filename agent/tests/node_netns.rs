@@ -10,9 +10,11 @@
 //! no packet of a ping running through it; a policy added while the agent is down is enforced
 //! after it starts; a vpgd restart is noticed and replayed, and traffic resumes (the gap is
 //! printed). Encryption is on (the IPsec key secret in the manifests): the SAs and protect rule
-//! towards n2 are part of the configuration the restart must leave alone, and after the vpgd
-//! restart the outbound key (used before) is withheld until the key is rotated. Needs root, iproute2, ping, python3 (scripts/setup.sh); skipped with the reason
-//! printed only where the kernel refuses namespaces.
+//! towards n2 are part of the configuration the restart must leave alone; after the vpgd
+//! restart the outbound key (used before) goes in again and continues after the sequence
+//! numbers vpgd's sequence file reserved; after a restart that lost the file it is withheld
+//! until the key is rotated. Needs root, iproute2, ping, python3 (scripts/setup.sh); skipped
+//! with the reason printed only where the kernel refuses namespaces.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -740,10 +742,59 @@ fn agent_configures_a_node_and_restarts_safely() {
     assert_eq!(got, "inet 192.0.2.1", "SNAT after the replay");
     let _ = wait_out(server);
 
-    // The outbound key towards n2 was used by the vpgd that just lost it: reinstalling it
-    // would repeat AES-GCM nonces, so it is withheld (traffic to n2 dropped, not sent in clear)
-    // until the key is rotated; then the new key's SAs go in and the old inbound one retires.
-    assert_eq!(st["encryption"]["withheld"], 1, "{st:#}");
+    // The outbound key towards n2 was used by the vpgd that just lost it. vpgd's sequence
+    // file recorded it: the SA goes in again and continues after the numbers reserved before
+    // the restart (no AES-GCM nonce repeats), and the protect rule uses it.
+    assert_eq!(st["encryption"]["withheld"], 0, "{st:#}");
+    assert_eq!(st["encryption"]["continued"], 1, "{st:#}");
+    let out_sa = |lab: &Lab| {
+        lab.json(&["show", "esp", "sa"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["direction"] == "out")
+            .cloned()
+            .unwrap()
+    };
+    let sa = out_sa(&lab);
+    let reserved = sa["seq_reserved"].as_u64().unwrap();
+    assert!(
+        reserved >= 2 << 22,
+        "{sa:#}: past the first life's reservation"
+    );
+    assert_eq!(
+        lab.json(&["show", "esp", "protect"])[0]["sas"],
+        serde_json::json!([sa["sa_id"]])
+    );
+    // Traffic to n2's pods is encrypted with it, from the reservation on (n2's node address
+    // answers ARP from the "internet" namespace now, which drops the ESP it gets).
+    lab.inet
+        .exec(&["ip", "addr", "add", "192.0.2.2/32", "dev", "eth0"])
+        .unwrap();
+    pod1.ping("10.1.2.2", 3);
+    let sa = out_sa(&lab);
+    let seq = sa["counters"]["seq"].as_u64().unwrap();
+    assert!(
+        seq > reserved - (1 << 22) && sa["counters"]["packets"].as_u64().unwrap() >= 1,
+        "{sa:#}"
+    );
+    eprintln!("after the vpgd restart the outbound SA continues at sequence number {seq} (reserved up to {reserved})");
+
+    // A vpgd whose sequence file is lost has no record of the key: reinstalling it would
+    // repeat nonces, so it is withheld (traffic to n2 dropped, not sent in clear) until the
+    // key is rotated; then the new key's SAs go in and the old inbound one retires.
+    lab.stop_vpgd();
+    std::fs::remove_file(lab.dir.join("esp-seq.json")).unwrap();
+    lab.start_vpgd();
+    let t0 = Instant::now();
+    let st = loop {
+        let st = lab.status().unwrap();
+        if st["state"] == "in-sync" && st["encryption"]["withheld"] == 1 {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "{st:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         st["notes"].to_string().contains("rotate the cluster's key"),
         "{st:#}"

@@ -111,6 +111,13 @@ pub struct EspSaAdd {
     /// Lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<EspLifetime>,
+    /// Outbound (1.4): the key may have been used before (by a vpgd that has since restarted).
+    /// vpgd continues after the sequence numbers it reserved for the key in its sequence file,
+    /// and refuses the SA when it has no record of the key (no sequence file, or a lost one):
+    /// starting again at 1 would repeat AES-GCM nonces. With a sequence file, vpgd continues
+    /// after a recorded key's reservation whether or not this is set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub continue_sequence: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -128,6 +135,7 @@ impl std::fmt::Debug for EspSaAdd {
             .field("crypto", &self.crypto)
             .field("key", &"<redacted>")
             .field("key_id", &self.key_id)
+            .field("continue_sequence", &self.continue_sequence)
             .finish_non_exhaustive()
     }
 }
@@ -192,6 +200,12 @@ impl EspSaAdd {
                 (true, Some(a)) => crate::interface::check_host_ip(field, a)?,
                 (false, None) => {}
             }
+        }
+        if self.continue_sequence && self.direction == EspDirection::In {
+            return Err(ApiError::bad_request(
+                "continue_sequence",
+                "continue_sequence is for outbound SAs (an inbound SA has a replay window)",
+            ));
         }
         if let Some(w) = self.replay_window {
             if w == 0 || w > MAX_REPLAY_WINDOW {
@@ -344,6 +358,23 @@ pub struct EspSaDetails {
     pub lifetime: EspLifetime,
     /// Counters.
     pub counters: EspSaCounters,
+    /// Outbound, with a sequence file (1.4): the highest sequence number reserved on disk (the
+    /// SA sends nothing beyond it; a restarted vpgd continues after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_reserved: Option<u64>,
+}
+
+/// `dump_esp_sequences` (1.4): one row per outbound key vpgd's sequence file records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EspSequenceDetails {
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Every sequence number up to this one may have been used under the key: an SA with it
+    /// starts after.
+    pub reserved: u64,
+    /// The outbound SA that has the key now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sa_id: Option<u32>,
 }
 
 /// One protect rule, as dumped.
@@ -396,6 +427,14 @@ pub struct EspSummaryDetails {
     pub replays: u64,
     /// The default AES-GCM implementation.
     pub backend: String,
+    /// The sequence file (1.4): where outbound sequence numbers are reserved, so a restart
+    /// continues each key's sequence instead of repeating nonces. None: not kept (a restarted
+    /// vpgd cannot take back a key it used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_file: Option<String>,
+    /// Packets dropped because their sequence number was not yet reserved on disk (1.4).
+    #[serde(default)]
+    pub seq_unreserved_drops: u64,
 }
 
 #[cfg(test)]
@@ -417,6 +456,7 @@ mod tests {
             replay_window: None,
             worker: None,
             lifetime: None,
+            continue_sequence: false,
         }
     }
 
@@ -452,6 +492,14 @@ mod tests {
                     ..sa()
                 },
                 "tunnel_dst",
+            ),
+            (
+                EspSaAdd {
+                    direction: EspDirection::In,
+                    continue_sequence: true,
+                    ..sa()
+                },
+                "continue_sequence",
             ),
             (
                 EspSaAdd {

@@ -126,6 +126,8 @@ pub enum Request {
     DumpEspProtect,
     /// ESP in one row → one `Details::EspSummary` (1.2).
     DumpEspSummary,
+    /// The outbound keys of the sequence file → `Details::EspSequence`* (1.4).
+    DumpEspSequences,
 }
 
 impl Request {
@@ -162,6 +164,7 @@ impl Request {
             Request::DumpEspSas => "dump_esp_sas",
             Request::DumpEspProtect => "dump_esp_protect",
             Request::DumpEspSummary => "dump_esp_summary",
+            Request::DumpEspSequences => "dump_esp_sequences",
         }
     }
 
@@ -192,6 +195,7 @@ impl Request {
                 | Request::DumpEspSas
                 | Request::DumpEspProtect
                 | Request::DumpEspSummary
+                | Request::DumpEspSequences
         )
     }
 
@@ -265,6 +269,8 @@ pub enum Details {
     EspProtect(crate::esp::EspProtectDetails),
     /// The ESP summary (1.2).
     EspSummary(crate::esp::EspSummaryDetails),
+    /// An outbound key's sequence reservation (1.4).
+    EspSequence(crate::esp::EspSequenceDetails),
 }
 
 /// A reply. A dump is answered by zero or more `Details` and then `Done`; everything else by

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// API major version: a client with another major is refused.
 pub const API_MAJOR: u32 = 1;
 /// API minor version: bumped for additions (new messages, new optional reply fields).
-pub const API_MINOR: u32 = 3;
+pub const API_MINOR: u32 = 4;
 
 /// The first message of every connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -646,6 +646,7 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         replay_window: Some(4096),
         worker: Some(1),
         lifetime: Some(lifetime),
+        continue_sequence: true,
     };
     let minimal_sa = EspSaAdd {
         sa_id: 12,
@@ -661,6 +662,7 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         replay_window: None,
         worker: None,
         lifetime: None,
+        continue_sequence: false,
     };
     let rule = EspProtectAdd {
         rule_id: 1,
@@ -707,8 +709,10 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         retire_in_s: Some(10),
         lifetime,
         counters,
+        seq_reserved: Some(1 << 22),
     };
     let minimal_details = EspSaDetails {
+        seq_reserved: None,
         tunnel_src: None,
         tunnel_dst: None,
         mode: EspMode::Transport,
@@ -746,6 +750,17 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         auth_failures: 1,
         replays: 2,
         backend: "auto".into(),
+        sequence_file: Some("/var/lib/vpg/esp-sequences.json".into()),
+        seq_unreserved_drops: 0,
+    };
+    let sequence = EspSequenceDetails {
+        fingerprint: "0123456789abcdef".into(),
+        reserved: 1 << 23,
+        sa_id: Some(11),
+    };
+    let minimal_sequence = EspSequenceDetails {
+        sa_id: None,
+        ..sequence.clone()
     };
     let cfg = |item| j(&Request::Config { item });
     vec![
@@ -790,6 +805,15 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         (
             "reply_details",
             j(&Reply::Details(Details::EspSummary(summary))),
+        ),
+        ("request", j(&Request::DumpEspSequences)),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::EspSequence(sequence))),
+        ),
+        (
+            "reply_details_minimal",
+            j(&Reply::Details(Details::EspSequence(minimal_sequence))),
         ),
         (
             "esp_enums",

@@ -56,7 +56,12 @@ fn backend() -> Backend {
 }
 
 fn keymat() -> KeyMaterial {
-    KeyMaterial::new((0..20u8).map(|i| i.wrapping_mul(29) ^ 0x5a).collect()).expect("20 bytes")
+    keymat_n(0)
+}
+
+/// Key `n` (each outbound SA has its own key: one key under two SAs would repeat nonces).
+fn keymat_n(n: u8) -> KeyMaterial {
+    KeyMaterial::new((0..20u8).map(|i| i.wrapping_mul(29) ^ 0x5a ^ n).collect()).expect("20 bytes")
 }
 
 /// `esp-encrypt-64`.
@@ -379,7 +384,7 @@ fn vxlan_worker(worker: usize, workers: usize, huge_pages: bool) -> anyhow::Resu
                 esn: true,
                 worker: Some(w),
                 backend: Some(backend()),
-                ..SaConfig::transport(0x1000 + w, Direction::Outbound, keymat(), 1)
+                ..SaConfig::transport(0x1000 + w, Direction::Outbound, keymat_n(w as u8), 1)
             },
             Time::ZERO,
         )?;

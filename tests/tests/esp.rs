@@ -659,3 +659,100 @@ fn tunnel_mode_between_sites() {
     assert_eq!((h.source, h.destination), ([10, 1, 0, 2], [10, 2, 0, 2]));
     assert_eq!(h.time_to_live, 62, "inner routed by both gateways");
 }
+
+/// With sequence reservation on (vpgd with a sequence file), a new outbound SA sends nothing
+/// until the control side has reserved sequence numbers for it, starts after the number it is
+/// given (a restarted vpgd continues after what the previous one reserved for the key), stops
+/// at the reservation's end (counted drops, never a number that is not on disk) and goes on
+/// without a gap once the limit is raised. The receiver takes the jump.
+#[test]
+fn reserved_sequence_numbers_limit_and_continue() {
+    let mut a = node(1);
+    let mut b = node(2);
+    b.add_generation(3, SaConfig::transport);
+    a.esp.set_sequence_reservation(true);
+    let now = a.h.now;
+    a.esp
+        .add_sa(
+            out_id(3),
+            SaConfig::transport(spi(3, 2), Direction::Outbound, key(3, 1), 3),
+            now,
+        )
+        .unwrap();
+    let seq = |a: &Node| {
+        a.esp
+            .outbound_sequences()
+            .into_iter()
+            .find(|s| s.id == out_id(3))
+            .unwrap()
+    };
+    // Published before any reservation: nothing leaves.
+    a.protect(vec![out_id(3)]);
+    a.h.send(POD_IF, a.pod_frames(0, 2));
+    assert!(a.h.captured(UPLINK).is_empty());
+    assert_eq!(a.h.error(ENCRYPT_NODE, "seq-unreserved"), 2);
+    assert_eq!(seq(&a).shared.seq_used(), 0);
+
+    // As vpgd does for a key it reserved up to 1000 before a restart: a new SA, given its
+    // start and limit before it is published.
+    a.esp.del_rule(RULE).unwrap();
+    a.esp.del_sa(out_id(3)).unwrap();
+    a.commit();
+    a.esp
+        .add_sa(
+            out_id(3),
+            SaConfig::transport(spi(3, 2), Direction::Outbound, key(3, 1), 3),
+            now,
+        )
+        .unwrap();
+    seq(&a).shared.start_sequence(1000, 1003);
+    a.protect(vec![out_id(3)]);
+    a.h.send(POD_IF, a.pod_frames(0, 5));
+    let w = a.h.captured(UPLINK);
+    let seqs: Vec<u32> = w
+        .iter()
+        .map(|f| u32::from_be_bytes(f[38..42].try_into().unwrap()))
+        .collect();
+    assert_eq!(seqs, [1001, 1002, 1003]);
+    assert_eq!(a.h.error(ENCRYPT_NODE, "seq-unreserved"), 4);
+    assert_eq!(a.encrypt_counters(out_id(3)).drops, 2);
+    b.h.send(UPLINK, w);
+    assert_eq!(tags(&b.h.captured(POD_IF)), vec![0, 1, 2]);
+
+    // The limit raised: the next packets continue without a gap.
+    seq(&a).shared.raise_limit(2000);
+    seq(&a).shared.raise_limit(1500); // never lowered
+    a.h.send(POD_IF, a.pod_frames(3, 2));
+    let w = a.h.captured(UPLINK);
+    assert_eq!(w[0][38..42], 1004u32.to_be_bytes());
+    assert_eq!(w[1][38..42], 1005u32.to_be_bytes());
+    assert_eq!(seq(&a).shared.seq_used(), 1005);
+    assert_eq!(seq(&a).shared.seq_limit(), 2000);
+    b.h.send(UPLINK, w);
+    assert_eq!(tags(&b.h.captured(POD_IF)), vec![3, 4]);
+}
+
+/// Two outbound SAs under one key would both count nonces from their start: refused.
+#[test]
+fn one_key_per_outbound_sa() {
+    let mut a = node(1);
+    let now = a.h.now;
+    let e = a
+        .esp
+        .add_sa(
+            77,
+            SaConfig::transport(0x77, Direction::Outbound, key(1, 1), 1),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(e, vpg_esp::EspError::KeyInUse { sa: out_id(1) });
+    assert!(e.to_string().contains("repeat AES-GCM nonces"), "{e}");
+    // Inbound SAs may share a key with an outbound one (the far end's outbound).
+    a.esp
+        .add_sa(
+            78,
+            SaConfig::transport(0x78, Direction::Inbound, key(1, 1), 1),
+            now,
+        )
+        .unwrap();
+}

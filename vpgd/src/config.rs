@@ -22,6 +22,10 @@
 //! tx_frames = 1024      # TX frames
 //! retire_ms = 1         # hand over a partly filled RX block after this long
 //!
+//! [esp]                 # optional: keep outbound ESP sequence numbers across restarts
+//! sequence_file = "/var/lib/vpg/esp-sequences.json"
+//! sequence_reserve = 4194304   # sequence numbers reserved on disk at a time, per SA
+//!
 //! [[interface]]
 //! host_if = "eth1"
 //! addresses = ["10.0.1.1/24"]
@@ -57,6 +61,9 @@ pub struct Config {
     /// Ring sizes of the AF_PACKET interfaces.
     #[serde(default)]
     pub afpacket: AfPacketConfig,
+    /// IPsec ESP.
+    #[serde(default)]
+    pub esp: EspConfig,
     /// Interfaces created at start.
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,
@@ -161,6 +168,35 @@ impl Default for AfPacketConfig {
             block_count: default_block_count(),
             tx_frames: default_tx_frames(),
             retire_ms: default_retire_ms(),
+        }
+    }
+}
+
+/// `[esp]`: where outbound sequence numbers are reserved. AES-GCM's nonce is the SA's
+/// sequence number, so an SA whose key was used before must never start again at 1: with a
+/// sequence file, vpgd reserves numbers on disk ahead of use (`sequence_reserve` at a time,
+/// extended when half is used) and a restarted vpgd continues each recorded key after its
+/// reservation. Without one, a key cannot be taken back after a restart (vpg-agent then waits
+/// for a key rotation).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EspConfig {
+    /// The sequence file (none: sequence numbers are not kept).
+    pub sequence_file: Option<PathBuf>,
+    /// Sequence numbers reserved at a time per outbound SA (a restart skips at most this many).
+    #[serde(default = "default_sequence_reserve")]
+    pub sequence_reserve: u64,
+}
+
+fn default_sequence_reserve() -> u64 {
+    1 << 22
+}
+
+impl Default for EspConfig {
+    fn default() -> Self {
+        Self {
+            sequence_file: None,
+            sequence_reserve: default_sequence_reserve(),
         }
     }
 }
@@ -337,6 +373,28 @@ impl Config {
                 format!("{} is out of range 0..=1000", a.retire_ms),
             ));
         }
+        // At least a few milliseconds of a fast SA (one write per half), and a jump a receiver's
+        // ESN inference takes (well under 2^31).
+        if !(1024..=1 << 30).contains(&self.esp.sequence_reserve) {
+            return Err(invalid(
+                "esp.sequence_reserve",
+                format!(
+                    "{} is out of range 1024..=1073741824",
+                    self.esp.sequence_reserve
+                ),
+            ));
+        }
+        if self
+            .esp
+            .sequence_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty() || p.is_dir())
+        {
+            return Err(invalid(
+                "esp.sequence_file",
+                "must name a file (it is created when missing)",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, itf) in self.interfaces.iter().enumerate() {
             let f = |s: &str| format!("interface[{i}].{s}");
@@ -454,6 +512,30 @@ mod tests {
             assert!(e.to_string().starts_with(field), "{text}: {e}");
         }
         assert!(Config::parse("[afpacket]\nblocks = 4\n").is_err());
+    }
+
+    #[test]
+    fn esp_sequence_file() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(
+            (c.esp.sequence_file, c.esp.sequence_reserve),
+            (None, 1 << 22)
+        );
+        let c = Config::parse("[esp]\nsequence_file = \"/var/lib/vpg/s.json\"\n").unwrap();
+        assert_eq!(
+            c.esp.sequence_file,
+            Some(PathBuf::from("/var/lib/vpg/s.json"))
+        );
+        for (text, field) in [
+            ("sequence_reserve = 10", "esp.sequence_reserve"),
+            ("sequence_reserve = 4294967296", "esp.sequence_reserve"),
+            ("sequence_file = \"\"", "esp.sequence_file"),
+            ("sequence_file = \"/tmp\"", "esp.sequence_file"),
+        ] {
+            let e = Config::parse(&format!("[esp]\n{text}\n")).unwrap_err();
+            assert!(e.to_string().starts_with(field), "{text}: {e}");
+        }
+        assert!(Config::parse("[esp]\nsequence = 4\n").is_err());
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub fn start(
 ) -> anyhow::Result<DataPlane> {
     let workers = start_workers(cfg, layout)?;
     let mut dp = DataPlane::new(workers, backend, MAX_INTERFACES);
+    if let Some(path) = &cfg.esp.sequence_file {
+        dp.keep_sequences(crate::espseq::SequenceFile::open(
+            path,
+            cfg.esp.sequence_reserve,
+        )?);
+    }
     let ops = startup_ops(cfg);
     let results = dp
         .apply(ops.clone())
@@ -102,5 +108,6 @@ pub fn start_service(cfg: &Config) -> anyhow::Result<crate::service::Service> {
     let svc = crate::service::Service::new(dp, cfg.stats.segment.display().to_string());
     svc.start_neighbor_learning();
     crate::vxlan::start_learning(&svc);
+    svc.start_sequence_reservations();
     Ok(svc)
 }

@@ -4,9 +4,10 @@
 //! installed on the workers and one new configuration snapshot published, which the workers swap
 //! in between frames. A failed batch drops the clone and the ports: nothing changed.
 
+use crate::espseq::SequenceFile;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use vpg_acl::AclControl;
 use vpg_graph::wire::{EthernetAddress, Ipv4Cidr};
 use vpg_graph::{ArcId, ConfigSet, FeatureConfig, Layout, Runtime, Workers};
@@ -205,6 +206,12 @@ pub enum DpError {
     /// The ESP tables refused it.
     #[error(transparent)]
     Esp(#[from] vpg_esp::EspError),
+    /// An outbound SA asked to continue its key's sequence and vpgd cannot.
+    #[error("{0}")]
+    NoSequenceRecord(String),
+    /// The sequence file could not be written: no new outbound SA can be given numbers.
+    #[error(transparent)]
+    SequenceFile(#[from] crate::espseq::SequenceError),
 }
 
 /// Installs an attached port's halves on one worker (`rt`, interface index).
@@ -276,6 +283,9 @@ pub struct DataPlane {
     state: State,
     backend: Box<dyn PortBackend>,
     max_interfaces: usize,
+    /// Outbound ESP sequence reservations (`[esp] sequence_file`); its own lock, which the
+    /// reservation thread takes without the data plane's.
+    sequences: Option<Arc<Mutex<SequenceFile>>>,
 }
 
 impl DataPlane {
@@ -297,9 +307,22 @@ impl DataPlane {
             state,
             backend,
             max_interfaces,
+            sequences: None,
         };
         dp.publish();
         dp
+    }
+
+    /// Keeps outbound ESP sequence numbers in `file` from now on: new outbound SAs send only
+    /// numbers reserved there (set before any SA exists).
+    pub fn keep_sequences(&mut self, file: SequenceFile) {
+        self.state.esp.set_sequence_reservation(true);
+        self.sequences = Some(Arc::new(Mutex::new(file)));
+    }
+
+    /// The sequence file, if kept.
+    pub fn sequences(&self) -> Option<&Arc<Mutex<SequenceFile>>> {
+        self.sequences.as_ref()
     }
 
     /// The workers.
@@ -326,6 +349,9 @@ impl DataPlane {
         let mut attached: Vec<(u32, String, usize)> = Vec::new();
         let mut detached: Vec<u32> = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
+        let first_sa_add = ops
+            .iter()
+            .position(|op| matches!(op, Op::Esp(crate::esp::EspOp::AddSa(..))));
         for (i, op) in ops.into_iter().enumerate() {
             let r = self
                 .apply_one(&mut next, op, i, &mut attached, &mut detached)
@@ -353,6 +379,17 @@ impl DataPlane {
             .zip(opened)
             .filter_map(|((sw_if, _, _), r)| r.ok().map(|inst| (sw_if, inst)))
             .collect();
+        // New outbound SAs get their sequence numbers reserved on disk before they exist.
+        if let Some(seq) = &self.sequences {
+            let sas = next.esp.outbound_sequences();
+            let r = seq.lock().unwrap_or_else(|p| p.into_inner()).take(&sas);
+            if let Err(e) = r {
+                for (_, installers) in attached {
+                    self.backend.reap(installers);
+                }
+                return Err((first_sa_add.unwrap_or(0), e.into()));
+            }
+        }
         // Commit: nothing below can fail.
         self.state = next;
         for sw_if in detached {
@@ -517,7 +554,13 @@ impl DataPlane {
                 )?;
                 Ok(OpResult::Done)
             }
-            Op::Esp(op) => crate::esp::apply(s, op, self.workers.now()),
+            Op::Esp(op) => {
+                let seq = self
+                    .sequences
+                    .as_ref()
+                    .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+                crate::esp::apply(s, op, self.workers.now(), seq.as_deref())
+            }
         }
     }
 

@@ -8,12 +8,13 @@
 //! which enables both in one transaction).
 
 use crate::dataplane::{DataPlane, DpError, OpResult, State};
+use crate::espseq::SequenceFile;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use vpg_api::esp::{
     EspCrypto, EspDirection, EspLifetime, EspMode, EspProtectAdd, EspProtectDetails, EspSaAdd,
-    EspSaCounters, EspSaDetails, EspSummaryDetails,
+    EspSaCounters, EspSaDetails, EspSequenceDetails, EspSummaryDetails,
 };
 use vpg_api::{ApiError, ConfigItem, ErrorCode, Prefix};
 use vpg_esp::{
@@ -25,8 +26,9 @@ use vpg_graph::{ArcId, ConfigSet, Time};
 /// One ESP change.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum EspOp {
-    /// Add SA `id`.
-    AddSa(u32, Box<SaConfig>),
+    /// Add SA `id`; with `true`, only after the sequence numbers its key used before (the
+    /// API's `continue_sequence`).
+    AddSa(u32, Box<SaConfig>, bool),
     /// Delete SA `id`.
     DelSa(u32),
     /// Retire SA `id` after a grace period.
@@ -90,7 +92,7 @@ pub fn to_op(item: &ConfigItem) -> Option<Result<crate::dataplane::Op, ApiError>
     use crate::dataplane::Op;
     let op = match item {
         ConfigItem::EspSaAdd(a) => match sa_config(a) {
-            Ok(c) => EspOp::AddSa(a.sa_id, Box::new(c)),
+            Ok(c) => EspOp::AddSa(a.sa_id, Box::new(c), a.continue_sequence),
             Err(e) => return Some(Err(e)),
         },
         ConfigItem::EspSaDel { sa_id } => EspOp::DelSa(*sa_id),
@@ -129,9 +131,34 @@ fn rule_op(r: &EspProtectAdd) -> EspOp {
 }
 
 /// Applies one operation to the working copy of the state at `now` (the workers' time).
-pub(crate) fn apply(s: &mut State, op: EspOp, now: Time) -> Result<OpResult, DpError> {
+/// `seq` is the sequence file, when vpgd keeps one.
+pub(crate) fn apply(
+    s: &mut State,
+    op: EspOp,
+    now: Time,
+    seq: Option<&SequenceFile>,
+) -> Result<OpResult, DpError> {
     match op {
-        EspOp::AddSa(id, cfg) => s.esp.add_sa(id, *cfg, now)?,
+        EspOp::AddSa(id, cfg, continue_sequence) => {
+            if continue_sequence {
+                let fp = cfg.key.fingerprint();
+                match seq {
+                    None => {
+                        return Err(DpError::NoSequenceRecord(format!(
+                            "esp sa {id}: its key (fingerprint {fp}) was used before and this vpgd keeps no sequence file ([esp] sequence_file): starting again at 1 would repeat AES-GCM nonces"
+                        )))
+                    }
+                    Some(f) if f.record(&fp).is_none() => {
+                        return Err(DpError::NoSequenceRecord(format!(
+                            "esp sa {id}: its key (fingerprint {fp}) was used before and {} has no record of it: starting again at 1 would repeat AES-GCM nonces",
+                            f.path().display()
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            s.esp.add_sa(id, *cfg, now)?
+        }
         EspOp::DelSa(id) => s.esp.del_sa(id)?,
         EspOp::RetireSa(id, grace) => s.esp.retire_sa(id, grace, now)?,
         EspOp::SetRule {
@@ -217,6 +244,7 @@ pub fn api_error(e: &EspError) -> (ErrorCode, Option<String>, Option<&'static st
         E::NotOutbound(_) => (BadRequest, None, Some("sas")),
         E::HostBits { .. } => (BadRequest, None, Some("dst")),
         E::InUse { sa, .. } => (Failed, Some(format!("esp sa {sa}")), Some("sa_id")),
+        E::KeyInUse { sa } => (AlreadyExists, Some(format!("esp sa {sa}")), Some("key")),
     }
 }
 
@@ -265,6 +293,9 @@ fn lifetime_out(l: &Lifetime) -> EspLifetime {
 pub fn sa_details(dp: &DataPlane) -> Vec<EspSaDetails> {
     let (counters, _) = counters(dp);
     let now = dp.workers().now();
+    let seq = dp
+        .sequences()
+        .map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
     dp.esp()
         .sas()
         .into_iter()
@@ -331,7 +362,24 @@ pub fn sa_details(dp: &DataPlane) -> Vec<EspSaDetails> {
                     drops: c.drops,
                     seq: c.seq,
                 },
+                seq_reserved: seq.as_ref().and_then(|f| f.limit(e.id)),
             }
+        })
+        .collect()
+}
+
+/// `dump_esp_sequences` rows (none without a sequence file).
+pub fn sequence_details(dp: &DataPlane) -> Vec<EspSequenceDetails> {
+    let Some(f) = dp.sequences() else {
+        return Vec::new();
+    };
+    let f = f.lock().unwrap_or_else(|p| p.into_inner());
+    f.records()
+        .into_iter()
+        .map(|(fingerprint, reserved, sa_id)| EspSequenceDetails {
+            fingerprint,
+            reserved,
+            sa_id,
         })
         .collect()
 }
@@ -398,6 +446,14 @@ pub fn summary(dp: &DataPlane) -> EspSummaryDetails {
         auth_failures: err(vpg_esp::DECRYPT_NODE, "auth-failed"),
         replays: err(vpg_esp::DECRYPT_NODE, "replay"),
         backend: Backend::DEFAULT.describe(),
+        sequence_file: dp.sequences().map(|f| {
+            f.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .path()
+                .display()
+                .to_string()
+        }),
+        seq_unreserved_drops: err(vpg_esp::ENCRYPT_NODE, "seq-unreserved"),
     }
 }
 
@@ -424,6 +480,7 @@ mod tests {
                 hard_seconds: Some(60),
                 ..EspLifetime::default()
             }),
+            continue_sequence: false,
         };
         let c = sa_config(&a).unwrap();
         assert_eq!(c.direction, Direction::Inbound);

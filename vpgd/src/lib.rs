@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod esp;
+pub mod espseq;
 pub mod nat44;
 pub mod ports;
 pub mod service;

@@ -202,6 +202,8 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
         DpError::Nat(n) => return crate::nat44::api_error(n),
         DpError::Esp(v) => crate::esp::api_error(v),
+        DpError::NoSequenceRecord(_) => (Failed, None, Some("continue_sequence")),
+        DpError::SequenceFile(_) => (Failed, None, None),
     };
     let mut a = ApiError::new(code, msg);
     a.object = object;
@@ -250,6 +252,35 @@ impl Service {
                             }]);
                         }
                     });
+                }
+            })
+            .ok();
+    }
+
+    /// Extends outbound ESP sequence reservations before the SAs reach them (with a sequence
+    /// file): a control thread looks every 10 ms, without the data plane's lock. A write that
+    /// fails is logged (once per distinct error) and tried again; meanwhile an SA that reaches
+    /// its limit drops its packets (`seq-unreserved`) rather than send an unrecorded number.
+    pub fn start_sequence_reservations(&self) {
+        let Some(file) = self.with(|dp| dp.sequences().map(Arc::downgrade)) else {
+            return;
+        };
+        std::thread::Builder::new()
+            .name("vpgd-esp-seq".into())
+            .spawn(move || {
+                let mut last_error = None;
+                while let Some(f) = file.upgrade() {
+                    let r = f.lock().unwrap_or_else(|p| p.into_inner()).extend();
+                    drop(f);
+                    match r {
+                        Err(e) if last_error.as_ref() != Some(&e) => {
+                            eprintln!("vpgd: reserving ESP sequence numbers: {e}");
+                            last_error = Some(e);
+                        }
+                        Err(_) => {}
+                        Ok(_) => last_error = None,
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             })
             .ok();
@@ -469,6 +500,12 @@ impl Service {
             Request::DumpEspSummary => {
                 let d = self.with(|dp| crate::esp::summary(dp));
                 out(Reply::Details(Details::EspSummary(d)));
+                out(Reply::Done)
+            }
+            Request::DumpEspSequences => {
+                for d in self.with(|dp| crate::esp::sequence_details(dp)) {
+                    out(Reply::Details(Details::EspSequence(d)));
+                }
                 out(Reply::Done)
             }
             Request::ShowVersion => {

@@ -232,3 +232,180 @@ fn traffic_flows_after_commit() {
     )));
     dp.stop();
 }
+
+/// A data plane with ESP, keeping sequence numbers in `seq` (reserved 1024 at a time).
+fn esp_dataplane(seq: Option<&std::path::Path>) -> (DataPlane, PgPorts) {
+    let layout = vpgd::daemon::graph(|_| {}).unwrap();
+    let w = Workers::start(
+        &layout,
+        &WorkerOptions {
+            workers: 1,
+            buffers_per_worker: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ports = PgPorts::default();
+    let mut dp = DataPlane::new(w, Box::new(ports.clone()), 64);
+    if let Some(p) = seq {
+        dp.keep_sequences(vpgd::espseq::SequenceFile::open(p, 1024).unwrap());
+    }
+    (dp, ports)
+}
+
+/// The two ports, the uplink's encrypt feature, one outbound SA (id `sa`, key byte `k`) and a
+/// rule protecting 172.16.0.0/12 with it, as API items.
+fn esp_items(sa: u32, k: u8, continue_sequence: bool) -> Vec<vpg_api::ConfigItem> {
+    use vpg_api::esp::*;
+    vec![
+        vpg_api::ConfigItem::EnableFeature {
+            arc: "ip4-output".into(),
+            feature: "esp4-encrypt".into(),
+            sw_if: 1,
+        },
+        vpg_api::ConfigItem::EspSaAdd(EspSaAdd {
+            sa_id: sa,
+            spi: 0x1000 + sa,
+            direction: EspDirection::Out,
+            mode: EspMode::Transport,
+            tunnel_src: None,
+            tunnel_dst: None,
+            crypto: EspCrypto::AesGcm128,
+            key: format!("{k:02x}").repeat(20),
+            key_id: 1,
+            esn: true,
+            replay_window: None,
+            worker: None,
+            lifetime: None,
+            continue_sequence,
+        }),
+        vpg_api::ConfigItem::EspProtectAdd(EspProtectAdd {
+            rule_id: 1,
+            dst: Some("172.16.0.0/12".parse().unwrap()),
+            tunnel: None,
+            proto: None,
+            port: None,
+            sas: vec![sa],
+            replace: true,
+        }),
+    ]
+}
+
+fn ops(items: Vec<vpg_api::ConfigItem>) -> Vec<Op> {
+    items
+        .into_iter()
+        .map(|i| vpgd::service::to_op(i).unwrap())
+        .collect()
+}
+
+/// Sends `n` packets towards 172.16.5.5 and returns the ESP sequence numbers leaving on "b".
+fn esp_seqs(dp: &DataPlane, ports: &PgPorts, n: u64) -> Vec<u32> {
+    let frame = vpg_graph::pg::StreamTemplate::udp4(
+        [2, 0, 0, 0, 9, 1],
+        [2, 0, 0, 0, 0, 1],
+        "10.0.1.2".parse().unwrap(),
+        "172.16.5.5".parse().unwrap(),
+        64,
+    )
+    .build();
+    dp.workers()
+        .exec(0, move |rt| {
+            rt.node_mut::<PgInput>(PG_INPUT)
+                .unwrap()
+                .add_stream(Stream::new("esp", 0, frame).with_limit(n))
+        })
+        .unwrap();
+    let rx = ports
+        .captures
+        .lock()
+        .unwrap()
+        .iter()
+        .rfind(|(h, _)| h == "b")
+        .unwrap()
+        .1
+        .clone();
+    let mut seqs = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (seqs.len() as u64) < n && std::time::Instant::now() < deadline {
+        for f in rx.try_iter() {
+            assert_eq!(f[23], 50, "ESP");
+            seqs.push(u32::from_be_bytes(f[38..42].try_into().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    seqs
+}
+
+/// `[esp] sequence_file`: an outbound SA's numbers are reserved on disk ahead of use and a
+/// restarted data plane given the same key continues after the reservation, so no AES-GCM nonce
+/// repeats; `continue_sequence` is refused, whole transaction, where there is no record.
+#[test]
+fn outbound_sequence_numbers_continue_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esp-seq.json");
+    let route = Op::AddRoute {
+        prefix: "172.16.0.0/12".parse().unwrap(),
+        path: RoutePath::Via {
+            next_hop: "10.0.2.2".parse().unwrap(),
+            sw_if: 1,
+        },
+    };
+    let (mut dp, ports) = esp_dataplane(Some(&path));
+    dp.apply(setup_ops()).unwrap();
+    // A key never used cannot be continued: refused with the route beside it.
+    let mut t = ops(esp_items(11, 0xab, true));
+    t.insert(0, route.clone());
+    let (i, e) = dp.apply(t).unwrap_err();
+    assert_eq!(i, 2);
+    assert!(matches!(e, DpError::NoSequenceRecord(_)), "{e}");
+    assert!(e.to_string().contains("has no record"), "{e}");
+    let before = dp.routes();
+    assert!(dp.esp().sas().is_empty());
+
+    let mut t = ops(esp_items(11, 0xab, false));
+    t.insert(0, route.clone());
+    dp.apply(t).unwrap();
+    assert_eq!(
+        dp.routes().len(),
+        before.len() + 1,
+        "the refused route was not kept"
+    );
+    let sa = &vpgd::esp::sa_details(&dp)[0];
+    assert_eq!(sa.seq_reserved, Some(1024));
+    assert_eq!(esp_seqs(&dp, &ports, 700), (1..=700).collect::<Vec<u32>>());
+    // More than half used: the reservation thread's step extends it (1724 on disk).
+    let seq = dp.sequences().unwrap().clone();
+    assert_eq!(seq.lock().unwrap().extend().unwrap(), 1);
+    assert_eq!(vpgd::esp::sa_details(&dp)[0].seq_reserved, Some(1724));
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk["reserved"][&sa.fingerprint], 1724);
+    let rows = vpgd::esp::sequence_details(&dp);
+    assert_eq!((rows.len(), rows[0].sa_id), (1, Some(11)));
+    assert_eq!(
+        vpgd::esp::summary(&dp).sequence_file,
+        Some(path.display().to_string())
+    );
+    dp.stop();
+    drop(seq);
+
+    // A restart: the same key continues after 1724, asked to or not.
+    let (mut dp, ports) = esp_dataplane(Some(&path));
+    dp.apply(setup_ops()).unwrap();
+    let mut t = ops(esp_items(11, 0xab, true));
+    t.insert(0, route.clone());
+    dp.apply(t).unwrap();
+    assert_eq!(esp_seqs(&dp, &ports, 5), [1725, 1726, 1727, 1728, 1729]);
+    assert_eq!(vpgd::esp::sa_details(&dp)[0].seq_reserved, Some(2748));
+    dp.stop();
+
+    // Without a sequence file the key cannot be taken back.
+    let (mut dp, _) = esp_dataplane(None);
+    dp.apply(setup_ops()).unwrap();
+    let (_, e) = dp.apply(ops(esp_items(11, 0xab, true))).unwrap_err();
+    assert!(e.to_string().contains("keeps no sequence file"), "{e}");
+    let api = vpgd::service::api_error(&e);
+    assert_eq!(api.field.as_deref(), Some("continue_sequence"));
+    assert_eq!(vpgd::esp::summary(&dp).sequence_file, None);
+    dp.stop();
+}

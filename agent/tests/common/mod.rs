@@ -29,7 +29,7 @@ pub fn write_vpgd_toml(dir: &Path, per_worker: u32) {
     std::fs::write(
         dir.join("vpgd.toml"),
         format!(
-            "[workers]\ncount = 1\n[buffers]\nper_worker = {per_worker}\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n",
+            "[workers]\ncount = 1\n[buffers]\nper_worker = {per_worker}\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n[esp]\nsequence_file = \"{d}/esp-seq.json\"\n",
             d = dir.display()
         ),
     )

@@ -80,6 +80,13 @@ pub enum EspError {
         /// Length.
         len: u8,
     },
+    /// Another outbound SA has the same key: both would count sequence numbers (the AES-GCM
+    /// nonces) from their own start, and so repeat nonces under one key.
+    #[error("outbound esp sa {sa} already uses this key: two outbound SAs under one key would repeat AES-GCM nonces")]
+    KeyInUse {
+        /// The SA that has the key.
+        sa: u32,
+    },
     /// A rule still uses the SA.
     #[error("esp sa {sa} is used by protect rule {rule}")]
     InUse {
@@ -213,6 +220,22 @@ pub struct EspControl {
     rules: BTreeMap<u32, ProtectRule>,
     next_gen: u64,
     mtu: Vec<u16>,
+    /// New outbound SAs send nothing until the control side reserves sequence numbers for them
+    /// ([`SaShared::start_sequence`]); vpgd does so when it keeps a sequence file.
+    reserve_sequences: bool,
+}
+
+/// An outbound SA's sequence state, for the control side that reserves sequence numbers.
+#[derive(Clone, Debug)]
+pub struct OutboundSequence {
+    /// The SA's id.
+    pub id: u32,
+    /// Its generation (unique per SA added).
+    pub gen: u64,
+    /// Its key's fingerprint.
+    pub fingerprint: String,
+    /// Where the owner reads its limit and writes what it used.
+    pub shared: Arc<SaShared>,
 }
 
 impl std::fmt::Debug for EspControl {
@@ -251,7 +274,28 @@ impl EspControl {
             rules: BTreeMap::new(),
             next_gen: 1,
             mtu: Vec::new(),
+            reserve_sequences: false,
         }
+    }
+
+    /// Whether new outbound SAs wait for a sequence reservation before sending (see
+    /// [`EspControl::outbound_sequences`]).
+    pub fn set_sequence_reservation(&mut self, on: bool) {
+        self.reserve_sequences = on;
+    }
+
+    /// Every outbound SA's sequence state.
+    pub fn outbound_sequences(&self) -> Vec<OutboundSequence> {
+        self.sas
+            .iter()
+            .filter(|(_, s)| s.cfg.direction == Direction::Outbound)
+            .map(|(&id, s)| OutboundSequence {
+                id,
+                gen: s.data.gen,
+                fingerprint: s.cfg.key.fingerprint(),
+                shared: s.data.shared.clone(),
+            })
+            .collect()
     }
 
     /// Checks what needs no state.
@@ -309,6 +353,15 @@ impl EspControl {
                 return Err(EspError::SpiTaken { spi: cfg.spi, sa });
             }
         }
+        if cfg.direction == Direction::Outbound {
+            if let Some((&sa, _)) = self
+                .sas
+                .iter()
+                .find(|(_, s)| s.cfg.direction == Direction::Outbound && s.cfg.key == cfg.key)
+            {
+                return Err(EspError::KeyInUse { sa });
+            }
+        }
         let owner = match cfg.worker {
             Some(w) if w as usize >= self.workers => {
                 return Err(EspError::BadWorker {
@@ -325,7 +378,12 @@ impl EspControl {
             .into();
         let gen = self.next_gen;
         self.next_gen += 1;
-        let data = Self::data(id, gen, &cfg, owner, cipher, Arc::default(), now, None);
+        let shared = if cfg.direction == Direction::Outbound && self.reserve_sequences {
+            Arc::new(SaShared::with_sequence(0, 0))
+        } else {
+            Arc::default()
+        };
+        let data = Self::data(id, gen, &cfg, owner, cipher, shared, now, None);
         self.sas.insert(
             id,
             Sa {

@@ -45,6 +45,9 @@ vpg_graph::error_counters! {
         SoftExpired = "sa-soft-expired": "SA soft lifetime reached (rekey due)",
         /// An SA's hard lifetime or sequence space was used up (an event, not a drop).
         HardExpired = "sa-hard-expired": "SA hard lifetime or sequence numbers used up",
+        /// The next sequence number is beyond what vpgd has reserved on disk (the sequence
+        /// file could not be written in time): dropped, since a restart could send it again.
+        SeqUnreserved = "seq-unreserved": "sequence number not yet reserved on disk: dropped",
         /// Not enough headroom or tailroom for ESP.
         NoRoom = "no-room": "no buffer room for the ESP header or trailer",
         /// The encrypted packet would exceed the interface MTU.
@@ -289,13 +292,15 @@ impl Node for EspEncrypt {
             return;
         };
         // Keep each SA's state across snapshots (its sequence number must never go back);
-        // a new SA (new generation) starts at zero.
+        // a new SA (new generation) starts where the control side says: after 0, or after the
+        // sequence numbers a previous vpgd reserved for its key.
         self.state = crate::sa::carry_per_sa(
             &mut self.state,
             &t.sas,
             |s| s.gen,
             |sa| OutState {
                 gen: sa.gen,
+                seq: sa.shared.seq_used(),
                 ..OutState::default()
             },
         );
@@ -474,12 +479,24 @@ impl Node for EspEncrypt {
             }
             // The sequence number: never repeats, and the SA ends at the last one.
             let seq = st.seq + 1;
+            if seq > sa.shared.seq_limit() {
+                // Not durable yet: a vpgd restarted now would use it again under this key.
+                st.counters.drops += 1;
+                b.hdr.error = cx.errors.index(EncryptError::SeqUnreserved);
+                tr.action = EncryptAction::Dropped(EncryptError::SeqUnreserved);
+                if b.is_traced() {
+                    cx.tracer.add(&b.hdr, tr);
+                }
+                v.nexts[k] = NEXT_DROP;
+                continue;
+            }
             let last = if sa.esn {
                 u64::MAX
             } else {
                 u64::from(u32::MAX)
             };
             st.seq = seq;
+            sa.shared.note_used(seq);
             st.counters.seq = seq;
             st.counters.packets += 1;
             st.counters.bytes += len as u64;

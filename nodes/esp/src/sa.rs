@@ -10,7 +10,7 @@ use crate::crypto::{GcmCipher, SALT_LEN};
 use crate::packet::IPPROTO_ESP;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use vpg_graph::wire::checksum;
 use vpg_graph::Time;
@@ -70,15 +70,46 @@ pub struct Limits {
     pub seconds: Option<u64>,
 }
 
-/// What every worker's nodes may learn about an SA and tell the others: only whether its owner
+/// What every worker's nodes may learn about an SA and tell the others: whether its owner
 /// found it exhausted (hard packet/byte limit or sequence overflow), so other workers stop
-/// choosing it. Carried from snapshot to snapshot with the SA.
-#[derive(Debug, Default)]
+/// choosing it; and for an outbound SA, the sequence numbers it may use. Carried from snapshot
+/// to snapshot with the SA.
+#[derive(Debug)]
 pub struct SaShared {
     exhausted: AtomicBool,
+    seq: SeqShare,
+}
+
+/// An outbound SA's sequence numbers between its owner and the control thread. The owner
+/// writes `used` per packet and reads `limit`; the control thread reads `used` now and then and
+/// raises `limit` once a reservation is on disk (vpgd's sequence file). Its own cache line:
+/// the other workers read `exhausted` per packet and must not see it bounce.
+#[derive(Debug)]
+#[repr(align(64))]
+struct SeqShare {
+    used: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Default for SaShared {
+    /// Not exhausted; sequence numbers from 1 with no reservation limit.
+    fn default() -> Self {
+        Self::with_sequence(0, u64::MAX)
+    }
 }
 
 impl SaShared {
+    /// An SA whose sequence numbers up to `used` are spent and which may go up to `limit`.
+    pub fn with_sequence(used: u64, limit: u64) -> Self {
+        Self {
+            exhausted: AtomicBool::new(false),
+            seq: SeqShare {
+                used: AtomicU64::new(used),
+                limit: AtomicU64::new(limit),
+            },
+        }
+    }
+
     /// Set by the owner; read by everyone (a relaxed load: a plain load on x86).
     #[inline(always)]
     pub fn exhausted(&self) -> bool {
@@ -88,6 +119,35 @@ impl SaShared {
     /// Marks the SA unusable.
     pub fn set_exhausted(&self) {
         self.exhausted.store(true, Ordering::Relaxed);
+    }
+
+    /// The last sequence number used (or, before the first packet, the one it starts after).
+    #[inline(always)]
+    pub fn seq_used(&self) -> u64 {
+        self.seq.used.load(Ordering::Relaxed)
+    }
+
+    /// The owner records the sequence number it just used.
+    #[inline(always)]
+    pub fn note_used(&self, seq: u64) {
+        self.seq.used.store(seq, Ordering::Relaxed);
+    }
+
+    /// The highest sequence number the owner may use (`u64::MAX`: no reservation needed).
+    #[inline(always)]
+    pub fn seq_limit(&self) -> u64 {
+        self.seq.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets where the SA starts and how far it may go: before the SA is in any snapshot.
+    pub fn start_sequence(&self, used: u64, limit: u64) {
+        self.seq.used.store(used, Ordering::Relaxed);
+        self.seq.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Raises the limit (never lowers it), once the reservation up to it is durable.
+    pub fn raise_limit(&self, limit: u64) {
+        self.seq.limit.fetch_max(limit, Ordering::Relaxed);
     }
 }
 

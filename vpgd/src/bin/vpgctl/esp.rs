@@ -105,6 +105,10 @@ pub(crate) enum SaCmd {
         /// Hard lifetime in packets.
         #[arg(long)]
         hard_packets: Option<u64>,
+        /// Outbound: the key was used before; continue after the sequence numbers vpgd's
+        /// sequence file reserved for it (refused when it has no record).
+        #[arg(long)]
+        continue_sequence: bool,
     },
     /// Delete an SA (not while a protect rule uses it).
     Del {
@@ -183,6 +187,7 @@ pub(crate) fn run(cli: &Cli, cmd: &EspCmd) -> anyhow::Result<()> {
             hard_seconds,
             soft_packets,
             hard_packets,
+            continue_sequence,
         }) => {
             let key = match (key, key_file) {
                 (Some(k), _) => k.clone(),
@@ -223,6 +228,7 @@ pub(crate) fn run(cli: &Cli, cmd: &EspCmd) -> anyhow::Result<()> {
                 replay_window: *window,
                 worker: *worker,
                 lifetime: (lifetime != EspLifetime::default()).then_some(lifetime),
+                continue_sequence: *continue_sequence,
             };
             config(&mut c, ConfigItem::EspSaAdd(sa))
         }
@@ -300,13 +306,14 @@ mod vpg_esp_names {
     pub const DECRYPT: &str = "esp4-decrypt";
 }
 
-/// `show esp sa|protect|summary`.
+/// `show esp sa|protect|sequences|summary`.
 pub(crate) fn show(cli: &Cli, table: Option<&str>) -> anyhow::Result<()> {
     let req = match table.unwrap_or("summary") {
         "sa" | "sas" => Request::DumpEspSas,
         "protect" => Request::DumpEspProtect,
+        "sequences" => Request::DumpEspSequences,
         "summary" => Request::DumpEspSummary,
-        t => bail!("show esp: unknown table '{t}' (sa, protect or summary)"),
+        t => bail!("show esp: unknown table '{t}' (sa, protect, sequences or summary)"),
     };
     let details = connect(cli)?.dump(&req)?;
     if cli.json {
@@ -315,10 +322,12 @@ pub(crate) fn show(cli: &Cli, table: Option<&str>) -> anyhow::Result<()> {
     }
     let mut sas = Vec::new();
     let mut rules = Vec::new();
+    let mut seqs = Vec::new();
     for d in &details {
         match d {
             Details::EspSa(s) => sas.push(s),
             Details::EspProtect(r) => rules.push(r),
+            Details::EspSequence(q) => seqs.push(q),
             Details::EspSummary(s) => print!("{}", render_summary(s)),
             _ => {}
         }
@@ -326,6 +335,7 @@ pub(crate) fn show(cli: &Cli, table: Option<&str>) -> anyhow::Result<()> {
     match req {
         Request::DumpEspSas => print!("{}", render_sas(&sas)),
         Request::DumpEspProtect => print!("{}", render_rules(&rules)),
+        Request::DumpEspSequences => print!("{}", render_sequences(&seqs)),
         _ => {}
     }
     Ok(())
@@ -333,10 +343,10 @@ pub(crate) fn show(cli: &Cli, table: Option<&str>) -> anyhow::Result<()> {
 
 fn render_sas(rows: &[&EspSaDetails]) -> String {
     use crate::show::{bytes, si};
-    let line = |c: [&str; 14]| {
+    let line = |c: [&str; 15]| {
         format!(
-            "{:>5} {:<10} {:<3} {:<33} {:<11} {:>3} {:<16} {:>2} {:<12} {:>9} {:>10} {:>7} {:>7} {:>7}\n",
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]
+            "{:>5} {:<10} {:<3} {:<33} {:<11} {:>3} {:<16} {:>2} {:<12} {:>9} {:>10} {:>7} {:>7} {:>7} {:>21}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14]
         )
     };
     let mut out = line([
@@ -354,6 +364,7 @@ fn render_sas(rows: &[&EspSaDetails]) -> String {
         "AuthErr",
         "Replays",
         "Drops",
+        "Seq (reserved)",
     ]);
     for s in rows {
         let mode = match (s.tunnel_src, s.tunnel_dst) {
@@ -386,7 +397,30 @@ fn render_sas(rows: &[&EspSaDetails]) -> String {
             &si(c.auth_failures),
             &si(c.replays),
             &si(c.drops),
+            &match s.seq_reserved {
+                Some(r) => format!("{} ({r})", c.seq),
+                None => c.seq.to_string(),
+            },
         ]);
+    }
+    out
+}
+
+fn render_sequences(rows: &[&vpg_api::esp::EspSequenceDetails]) -> String {
+    let mut out = format!(
+        "{:<16} {:>20} {:>6}\n",
+        "Fingerprint", "Reserved up to", "SA"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<16} {:>20} {:>6}\n",
+            r.fingerprint,
+            r.reserved,
+            r.sa_id.map_or("-".to_string(), |i| i.to_string())
+        );
+    }
+    if rows.is_empty() {
+        out += "(no outbound key recorded, or no sequence file: see show esp summary)\n";
     }
     out
 }
@@ -448,7 +482,8 @@ fn render_summary(s: &EspSummaryDetails) -> String {
          encrypt on interfaces: {}; decrypt on interfaces: {}\n\
          encrypted: {}  decrypted: {}\n\
          would have left in clear (dropped): {}\n\
-         auth failures: {}  replays: {}\n",
+         auth failures: {}  replays: {}\n\
+         sequence file: {}\n",
         s.sas_in,
         s.sas_out,
         s.rules,
@@ -459,7 +494,14 @@ fn render_summary(s: &EspSummaryDetails) -> String {
         s.decrypted,
         s.would_have_left_in_clear,
         s.auth_failures,
-        s.replays
+        s.replays,
+        match &s.sequence_file {
+            Some(f) => format!(
+                "{f} (dropped, not yet reserved: {})",
+                s.seq_unreserved_drops
+            ),
+            None => "none (a restarted vpgd cannot take back an outbound key it used)".into(),
+        }
     )
 }
 
@@ -490,12 +532,15 @@ mod tests {
             counters: vpg_api::esp::EspSaCounters {
                 packets: 10,
                 bytes: 2_000_000,
+                seq: 4_194_314,
                 ..Default::default()
             },
+            seq_reserved: Some(8_388_608),
         };
         let t = render_sas(&[&sa]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2);
+        assert!(lines[1].ends_with("4194314 (8388608)"), "{t}");
         assert!(lines[1].contains("0x00002001") && lines[1].contains("0011223344556677"));
         assert!(
             lines[1].contains("retiring 25s") && lines[1].contains("2.0 MB"),
@@ -515,6 +560,20 @@ mod tests {
         assert!(
             t.contains("none (required)") && t.contains("proto 17 port 4789"),
             "{t}"
+        );
+        let q = vpg_api::esp::EspSequenceDetails {
+            fingerprint: "0011223344556677".into(),
+            reserved: 8_388_608,
+            sa_id: None,
+        };
+        let t = render_sequences(&[&q]);
+        assert_eq!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["0011223344556677", "8388608", "-"]
         );
     }
 }
