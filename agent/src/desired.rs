@@ -583,7 +583,6 @@ fn encryption(inp: &Inputs<'_>, peers: &[(String, Ipv4Addr)], d: &mut Desired, c
                             key_id: key.id,
                             worker: Some(u32::from(index) % workers),
                             replay_window: ESP_REPLAY_WINDOW,
-                            continue_sequence: false,
                         },
                     );
                     if outbound && generation == out_gen {

@@ -509,7 +509,6 @@ fn esp(want: &Desired, cur: &Current, own: &Ownership, plan: &mut Plan) {
                 replay_window: Some(w.replay_window),
                 worker: w.worker,
                 lifetime: None,
-                continue_sequence: w.continue_sequence,
             }),
             None,
         );
@@ -706,7 +705,6 @@ mod tests {
             key_id: 1 + variant,
             worker: Some(u32::from(name.index) % 2),
             replay_window: 1024,
-            continue_sequence: false,
         }
     }
 
@@ -1125,7 +1123,6 @@ mod tests {
             replay_window: None,
             worker: None,
             lifetime: None,
-            continue_sequence: false,
         }
     }
 

@@ -385,10 +385,6 @@ pub struct DesiredSa {
     pub worker: Option<u32>,
     /// Anti-replay window.
     pub replay_window: u32,
-    /// Install with `continue_sequence`: the key was used before, and vpgd's sequence file
-    /// records it (set by the sync pass, never by the computation).
-    #[serde(skip)]
-    pub continue_sequence: bool,
 }
 
 /// vpgd's configuration, as its dumps show it.

@@ -209,15 +209,16 @@ pub struct Reused {
     /// Outbound SAs left out: their key was used before and vpgd cannot continue its sequence.
     pub withheld: usize,
     /// Outbound SAs whose key was used before and that vpgd's sequence file records: installed
-    /// again with `continue_sequence`, so they continue after the numbers already reserved.
+    /// again, and vpgd continues them after the numbers already reserved.
     pub continued: usize,
 }
 
 /// The desired outbound SAs whose key was installed before but that vpgd no longer holds (in
 /// any state, after a vpgd restart): installing them again from sequence number 1 would repeat
-/// nonces. Where vpgd keeps a sequence file that records the key, the SA is installed with
-/// `continue_sequence` (vpgd starts after the reservation, and refuses if the record is gone);
-/// otherwise it is left out, and its rules keep the other SAs (none left: traffic to that node
+/// nonces. Where vpgd keeps a sequence file that records the key, the SA is installed again:
+/// vpgd starts it after the reservation. (The record cannot vanish between the dump that shows
+/// it and the transaction: both go over one connection, and a vpgd restart breaks it.)
+/// Otherwise it is left out, and its rules keep the other SAs (none left: traffic to that node
 /// is dropped, not sent in clear).
 pub fn withhold_reused(
     c: &mut Computed,
@@ -239,13 +240,12 @@ pub fn withhold_reused(
     let d = &mut c.desired;
     let mut withheld = Vec::new();
     let mut continued = 0;
-    for (n, s) in d.esp_sas.iter_mut().filter(|(n, _)| n.outbound) {
+    for (n, s) in d.esp_sas.iter().filter(|(n, _)| n.outbound) {
         let fp = s.key.fingerprint();
         if held.contains(fp.as_str()) || !used.refused(&fp) {
             continue;
         }
         if recorded(&fp) {
-            s.continue_sequence = true;
             continued += 1;
         } else {
             withheld.push(*n);
@@ -852,8 +852,8 @@ mod tests {
             c3.notes
         );
         // A restarted vpgd whose sequence file records one of the keys: that SA goes in again
-        // with continue_sequence (vpgd continues after its reservation); the other, which the
-        // file does not know, is still withheld.
+        // (vpgd continues after its reservation); the other, which the file does not know, is
+        // still withheld.
         let restarted = Current {
             esp_sequences: Some(crate::model::EspSequences {
                 file: "/var/lib/vpg/esp-sequences.json".into(),
@@ -876,7 +876,7 @@ mod tests {
             .filter(|(n, _)| n.outbound)
             .collect();
         assert_eq!(out.len(), 1);
-        assert!(out[0].1.continue_sequence && out[0].1.key.fingerprint() == outs[0]);
+        assert_eq!(out[0].1.key.fingerprint(), outs[0]);
         assert_eq!(
             c5.desired.esp_rules.values().map(Vec::len).sum::<usize>(),
             1,
@@ -888,19 +888,14 @@ mod tests {
             c5.notes
         );
         let plan = crate::diff::diff(&c5.desired, &restarted, &own);
-        let adds: Vec<bool> = plan
+        let adds = plan
             .items
             .iter()
-            .filter_map(|i| match i {
-                vpg_api::ConfigItem::EspSaAdd(a)
-                    if a.direction == vpg_api::esp::EspDirection::Out =>
-                {
-                    Some(a.continue_sequence)
-                }
-                _ => None,
+            .filter(|i| {
+                matches!(i, vpg_api::ConfigItem::EspSaAdd(a) if a.direction == vpg_api::esp::EspDirection::Out)
             })
-            .collect();
-        assert_eq!(adds, [true], "the plan asks vpgd to continue");
+            .count();
+        assert_eq!(adds, 1, "the recorded key is installed again");
         // A refused transaction's keys are forgotten again.
         let mut used = UsedKeys::load(&path);
         used.forget(&outs.iter().cloned().collect()).unwrap();

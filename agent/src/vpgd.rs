@@ -187,8 +187,8 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
     }
     for d in dump(c, Request::DumpEspSummary)? {
         if let Details::EspSummary(s) = d {
-            cur.esp_sequences = s.sequence_file.map(|file| EspSequences {
-                file,
+            cur.esp_sequences = s.sequences.map(|q| EspSequences {
+                file: q.file,
                 keys: BTreeSet::new(),
             });
         }

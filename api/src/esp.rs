@@ -111,13 +111,6 @@ pub struct EspSaAdd {
     /// Lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<EspLifetime>,
-    /// Outbound (1.4): the key may have been used before (by a vpgd that has since restarted).
-    /// vpgd continues after the sequence numbers it reserved for the key in its sequence file,
-    /// and refuses the SA when it has no record of the key (no sequence file, or a lost one):
-    /// starting again at 1 would repeat AES-GCM nonces. With a sequence file, vpgd continues
-    /// after a recorded key's reservation whether or not this is set.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub continue_sequence: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -135,7 +128,6 @@ impl std::fmt::Debug for EspSaAdd {
             .field("crypto", &self.crypto)
             .field("key", &"<redacted>")
             .field("key_id", &self.key_id)
-            .field("continue_sequence", &self.continue_sequence)
             .finish_non_exhaustive()
     }
 }
@@ -200,12 +192,6 @@ impl EspSaAdd {
                 (true, Some(a)) => crate::interface::check_host_ip(field, a)?,
                 (false, None) => {}
             }
-        }
-        if self.continue_sequence && self.direction == EspDirection::In {
-            return Err(ApiError::bad_request(
-                "continue_sequence",
-                "continue_sequence is for outbound SAs (an inbound SA has a replay window)",
-            ));
         }
         if let Some(w) = self.replay_window {
             if w == 0 || w > MAX_REPLAY_WINDOW {
@@ -427,14 +413,22 @@ pub struct EspSummaryDetails {
     pub replays: u64,
     /// The default AES-GCM implementation.
     pub backend: String,
-    /// The sequence file (1.4): where outbound sequence numbers are reserved, so a restart
+    /// The sequence file (1.4), where outbound sequence numbers are reserved so that a restart
     /// continues each key's sequence instead of repeating nonces. None: not kept (a restarted
     /// vpgd cannot take back a key it used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence_file: Option<String>,
-    /// Packets dropped because their sequence number was not yet reserved on disk (1.4).
-    #[serde(default)]
-    pub seq_unreserved_drops: u64,
+    pub sequences: Option<EspSequenceSummary>,
+}
+
+/// The sequence file in the ESP summary (1.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EspSequenceSummary {
+    /// Its path.
+    pub file: String,
+    /// Outbound keys it records.
+    pub keys: u32,
+    /// Packets dropped because their sequence number was not yet reserved on disk.
+    pub unreserved_drops: u64,
 }
 
 #[cfg(test)]
@@ -456,7 +450,6 @@ mod tests {
             replay_window: None,
             worker: None,
             lifetime: None,
-            continue_sequence: false,
         }
     }
 
@@ -492,14 +485,6 @@ mod tests {
                     ..sa()
                 },
                 "tunnel_dst",
-            ),
-            (
-                EspSaAdd {
-                    direction: EspDirection::In,
-                    continue_sequence: true,
-                    ..sa()
-                },
-                "continue_sequence",
             ),
             (
                 EspSaAdd {

@@ -646,7 +646,6 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         replay_window: Some(4096),
         worker: Some(1),
         lifetime: Some(lifetime),
-        continue_sequence: true,
     };
     let minimal_sa = EspSaAdd {
         sa_id: 12,
@@ -662,7 +661,6 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         replay_window: None,
         worker: None,
         lifetime: None,
-        continue_sequence: false,
     };
     let rule = EspProtectAdd {
         rule_id: 1,
@@ -709,10 +707,13 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         retire_in_s: Some(10),
         lifetime,
         counters,
+        seq_reserved: None,
+    };
+    let reserved_details = EspSaDetails {
         seq_reserved: Some(1 << 22),
+        ..details.clone()
     };
     let minimal_details = EspSaDetails {
-        seq_reserved: None,
         tunnel_src: None,
         tunnel_dst: None,
         mode: EspMode::Transport,
@@ -750,8 +751,15 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         auth_failures: 1,
         replays: 2,
         backend: "auto".into(),
-        sequence_file: Some("/var/lib/vpg/esp-sequences.json".into()),
-        seq_unreserved_drops: 0,
+        sequences: None,
+    };
+    let summary_with_sequences = EspSummaryDetails {
+        sequences: Some(EspSequenceSummary {
+            file: "/var/lib/vpg/esp-sequences.json".into(),
+            keys: 4,
+            unreserved_drops: 0,
+        }),
+        ..summary.clone()
     };
     let sequence = EspSequenceDetails {
         fingerprint: "0123456789abcdef".into(),
@@ -805,6 +813,14 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
         (
             "reply_details",
             j(&Reply::Details(Details::EspSummary(summary))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::EspSummary(summary_with_sequences))),
+        ),
+        (
+            "reply_details",
+            j(&Reply::Details(Details::EspSa(reserved_details))),
         ),
         ("request", j(&Request::DumpEspSequences)),
         (

@@ -47,6 +47,20 @@ pub fn spawn(name: &str, cmd: &mut Command) -> std::io::Result<Option<ChildStdou
     Ok(out)
 }
 
+/// Stops the registered process `name` now (SIGTERM, then SIGKILL after 3 s) and forgets it: a
+/// daemon the demo restarts.
+pub fn stop(name: &str) {
+    let procs: Vec<(String, Child)> = {
+        let mut r = reg();
+        let (stop, keep) = std::mem::take(&mut r.procs)
+            .into_iter()
+            .partition(|(n, _)| n == name);
+        r.procs = keep;
+        stop
+    };
+    terminate(procs);
+}
+
 /// Runs `cmd` to completion like [`Command::output`], with `stdin` as its input (a few bytes:
 /// the pipe takes them without blocking), killed at cleanup if still running.
 pub fn output(cmd: &mut Command, stdin: &[u8]) -> std::io::Result<Output> {

@@ -368,7 +368,7 @@ fn demo(
         std::fs::write(
             n.dir.join("vpgd.toml"),
             format!(
-                "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n"
+                "[workers]\ncount = 1\n[buffers]\nper_worker = 8192\n[api]\nsocket = \"{d}/api.sock\"\n[stats]\nsegment = \"{d}/stats\"\n[esp]\nsequence_file = \"{d}/esp-sequences.json\"\n"
             ),
         )?;
         let cfg = n.dir.join("vpgd.toml");
@@ -633,6 +633,14 @@ max_backoff_ms = 1000
         ));
         cells.push(cell);
         outcomes.push(outcome);
+        let t = Instant::now();
+        let (cell, outcome) = restart_vpgd(bins, &nodes, logs, &ips, &pod_ns)?;
+        timings.push((
+            "vpgd restart on n1 under pings, to the agent's replay and back".into(),
+            t.elapsed(),
+        ));
+        cells.push(cell);
+        outcomes.push(outcome);
     }
     print!("{}", traffic::matrix(&cells, &outcomes));
     let passed = outcomes.iter().filter(|o| o.pass).count();
@@ -765,33 +773,10 @@ fn rotate_key(
     }
     // Pings both ways for 4 s: across the 1 s switch delay and well into the grace period.
     let t0 = Instant::now();
-    let pingers: Vec<_> = [(a, b), (b, a)]
-        .into_iter()
-        .map(|(from, to)| {
-            let (ns, dst) = (get(pod_ns, from), get(ips, to));
-            std::thread::spawn(move || -> Result<(u32, u32)> {
-                let o = cleanup::output(
-                    Command::new("ip")
-                        .args(["netns", "exec", &ns?, "ping", "-n", "-q"])
-                        .args(["-c", "200", "-i", "0.02", "-W", "1", &dst?])
-                        .stdout(Stdio::piped()),
-                    b"",
-                )?;
-                let out = String::from_utf8_lossy(&o.stdout).to_string();
-                let nums: Vec<u32> = out
-                    .lines()
-                    .find(|l| l.contains("transmitted"))
-                    .unwrap_or_default()
-                    .split(", ")
-                    .filter_map(|p| p.split_whitespace().next()?.parse().ok())
-                    .collect();
-                Ok((
-                    nums.first().copied().unwrap_or(0),
-                    nums.get(1).copied().unwrap_or(0),
-                ))
-            })
-        })
-        .collect();
+    let mut pingers = Vec::new();
+    for (from, to) in [(a, b), (b, a)] {
+        pingers.push(pinger(get(pod_ns, from)?, get(ips, to)?, 200));
+    }
     std::thread::sleep(Duration::from_millis(500));
     cluster::write_list(cluster_file, &rotated)?;
     println!("\nkey rotation: key id {old} -> {new_id} written to the secret while client-1 and client-2 ping each other every 20 ms");
@@ -832,6 +817,154 @@ fn rotate_key(
         },
         traffic::Outcome {
             reached: got == sent && sent > 0,
+            seen,
+            pass,
+        },
+    ))
+}
+
+/// Pings `dst` from netns `ns` `count` times, every 20 ms, in a thread: (transmitted, received).
+fn pinger(ns: String, dst: String, count: u32) -> std::thread::JoinHandle<Result<(u32, u32)>> {
+    std::thread::spawn(move || -> Result<(u32, u32)> {
+        let o = cleanup::output(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "ping", "-n", "-q"])
+                .args(["-c", &count.to_string(), "-i", "0.02", "-W", "1", &dst])
+                .stdout(Stdio::piped()),
+            b"",
+        )?;
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let nums: Vec<u32> = out
+            .lines()
+            .find(|l| l.contains("transmitted"))
+            .unwrap_or_default()
+            .split(", ")
+            .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+            .collect();
+        Ok((
+            nums.first().copied().unwrap_or(0),
+            nums.get(1).copied().unwrap_or(0),
+        ))
+    })
+}
+
+/// Restarts vpgd on n1 (SIGTERM, then started again with the same configuration) while
+/// client-1 on n1 pings client-2 on n2 every 20 ms. n1's agent notices and replays the whole
+/// configuration; the outbound SA's key was used before, and vpgd's sequence file recorded how
+/// far: the SA goes in again and continues after that reservation (a new AES-GCM nonce for
+/// every packet, so no key rotation is needed), and n2's anti-replay window takes the jump.
+/// Passes when the pings resume, the gap is short, the SA continued past its old reservation
+/// and n2 counted no replay.
+fn restart_vpgd(
+    bins: &Bins,
+    nodes: &[Node],
+    logs: &Path,
+    ips: &BTreeMap<String, String>,
+    pod_ns: &BTreeMap<String, String>,
+) -> Result<(Cell, traffic::Outcome)> {
+    let (a, b) = ("shop/client-1", "shop/client-2");
+    let get = |m: &BTreeMap<String, String>, k: &str| {
+        m.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("the restart step needs pod {k} in the manifests"))
+    };
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let sas = |n: &Node| -> Vec<Value> {
+        serde_json::from_str::<Value>(&n.vpgctl(bins, &["--json", "show", "esp", "sa"]))
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    // n1's outbound SA: (sequence number reserved up to, last one sent).
+    let outbound = |n: &Node| -> (u64, u64) {
+        sas(n)
+            .iter()
+            .filter(|s| s["direction"] == "out" && s["state"] == "active")
+            .map(|s| {
+                (
+                    s["seq_reserved"].as_u64().unwrap_or(0),
+                    s["counters"]["seq"].as_u64().unwrap_or(0),
+                )
+            })
+            .max()
+            .unwrap_or_default()
+    };
+    let replays = |n: &Node| -> u64 {
+        sas(n)
+            .iter()
+            .filter_map(|s| s["counters"]["replays"].as_u64())
+            .sum()
+    };
+    let (reserved_before, _) = outbound(n1);
+    let replays_before = replays(n2);
+    let connects = |n: &Node| {
+        n.status_json(bins)
+            .and_then(|s| s["vpgd_connects"].as_u64())
+    };
+    let connects_before = connects(n1).unwrap_or(0);
+
+    let ping = pinger(get(pod_ns, a)?, get(ips, b)?, 300);
+    std::thread::sleep(Duration::from_millis(500));
+    println!(
+        "\nvpgd restart: vpgd on n1 stopped and started again while {a} pings {b} every 20 ms"
+    );
+    let t0 = Instant::now();
+    cleanup::stop("vpgd n1");
+    let _ = std::fs::remove_file(n1.dir.join("api.sock"));
+    let cfg = n1.dir.join("vpgd.toml");
+    spawn_in(
+        "vpgd n1",
+        &n1.netns,
+        &bins.vpgd,
+        &["--config", &cfg.to_string_lossy()],
+        &logs.join("vpgd-n1-restarted.log"),
+    )?;
+    let synced = wait_for("n1's agent to replay into the new vpgd", 20, || {
+        n1.status_json(bins).is_some_and(|s| {
+            s["state"] == "in-sync" && s["vpgd_connects"].as_u64().unwrap_or(0) > connects_before
+        })
+    });
+    let replayed = t0.elapsed();
+    let (sent, got) = ping
+        .join()
+        .map_err(|_| anyhow!("restart pinger panicked"))??;
+    // After the pinger: traffic flows (three more pings, at least one answered).
+    let after = pinger(get(pod_ns, a)?, get(ips, b)?, 3)
+        .join()
+        .map_err(|_| anyhow!("restart pinger panicked"))??;
+    let (reserved_after, seq_after) = outbound(n1);
+    let replays_after = replays(n2);
+    let continued = n1
+        .status_json(bins)
+        .and_then(|s| s["encryption"]["continued"].as_u64())
+        .unwrap_or(0);
+    let lost_ms = u64::from(sent.saturating_sub(got)) * 20;
+    let resumed = synced.is_ok() && after.1 > 0;
+    let continues = seq_after > reserved_before && reserved_after > reserved_before;
+    let seen = format!(
+        "{got}/{sent} replies, gap ≈ {lost_ms} ms (agent replayed {:.1} s after the stop); SA continued at seq {seq_after} > {reserved_before} reserved before; n2 replays +{}{}",
+        replayed.as_secs_f64(),
+        replays_after.saturating_sub(replays_before),
+        synced.err().map(|e| format!("; {e}")).unwrap_or_default()
+    );
+    let pass = resumed
+        && continues
+        && continued >= 1
+        && replays_after == replays_before
+        && lost_ms < 5_000;
+    Ok((
+        Cell {
+            from: format!("{a} -> {b}"),
+            to: "vpgd on n1 restarted".into(),
+            path: "cross-node, encrypted, vpgd restart",
+            netns: String::new(),
+            probe: Probe::Restart,
+            allow: true,
+            peer: None,
+            servers: vec![],
+        },
+        traffic::Outcome {
+            reached: resumed,
             seen,
             pass,
         },

@@ -89,6 +89,8 @@ pub enum Probe {
     Capture,
     /// A key rotation under pings both ways (the demo fills in the outcome).
     Rotation,
+    /// A vpgd restart under pings (the demo fills in the outcome).
+    Restart,
 }
 
 /// One reachability check and what must be seen.
@@ -155,7 +157,7 @@ pub fn run(cell: &Cell) -> Outcome {
                 pass: reached == cell.allow,
             }
         }
-        Probe::Capture | Probe::Rotation => Outcome {
+        Probe::Capture | Probe::Rotation | Probe::Restart => Outcome {
             reached: false,
             seen: "the demo runs this step itself".into(),
             pass: false,
@@ -248,13 +250,15 @@ pub fn matrix(cells: &[Cell], outcomes: &[Outcome]) -> String {
                 Probe::Tcp { .. } => "tcp",
                 Probe::Ping { .. } => "icmp",
                 Probe::Capture => "capture",
-                Probe::Rotation => "icmp",
+                Probe::Rotation | Probe::Restart => "icmp",
             };
             let word = |reached: bool| match (&c.probe, reached) {
                 (Probe::Capture, true) => "encrypted",
                 (Probe::Capture, false) => "clear",
                 (Probe::Rotation, true) => "no loss",
                 (Probe::Rotation, false) => "loss",
+                (Probe::Restart, true) => "resumed",
+                (Probe::Restart, false) => "stopped",
                 (_, true) => "allowed",
                 (_, false) => "blocked",
             };

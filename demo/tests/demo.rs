@@ -1,7 +1,8 @@
 //! Runs the two-node demo end to end, as the README's first command does: two vpgd + vpg-agent
 //! nodes in namespaces, pods through vpg-cni, the reachability matrix (policies, overlay,
 //! service, SNAT), encryption between the nodes (a capture on the underlay sees only ESP between
-//! them, no clear inner packet) and a key rotation under pings without loss. Passes only if the
+//! them, no clear inner packet), a key rotation under pings without loss and a vpgd restart
+//! under pings that resumes without a rotation. Passes only if the
 //! demo reports every check as expected, exits 0, and leaves no namespace or process behind. Needs root; skipped, with the reason printed, only where the
 //! kernel refuses network namespaces.
 
@@ -67,7 +68,8 @@ fn the_two_node_demo_passes_and_cleans_up() {
         assert!(out.contains(origin), "{origin} not named");
     }
     // The example manifests hold the IPsec key: the capture row (ESP between the nodes, no
-    // VXLAN, no pod address, no ping marker in clear) and the rotation row passed.
+    // VXLAN, no pod address, no ping marker in clear), the rotation row and the vpgd restart
+    // row passed.
     let row = |what: &str| {
         out.lines()
             .find(|l| l.contains(what))
@@ -91,6 +93,16 @@ fn the_two_node_demo_passes_and_cleans_up() {
     assert!(
         rotation.contains("no loss    no loss") && rotation.ends_with("PASS"),
         "{rotation}"
+    );
+    // vpgd on n1 restarted under pings: traffic resumed without a key rotation, the outbound
+    // SA continued past the sequence numbers reserved before, and n2 saw no replay.
+    let restart = row("vpgd on n1 restarted");
+    assert!(
+        restart.contains("resumed    resumed")
+            && restart.contains("SA continued at seq")
+            && restart.contains("n2 replays +0")
+            && restart.ends_with("PASS"),
+        "{restart}"
     );
     assert!(out.contains("aes-gcm-128"), "the SA table shows the SAs");
     assert!(

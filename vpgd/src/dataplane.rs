@@ -206,9 +206,6 @@ pub enum DpError {
     /// The ESP tables refused it.
     #[error(transparent)]
     Esp(#[from] vpg_esp::EspError),
-    /// An outbound SA asked to continue its key's sequence and vpgd cannot.
-    #[error("{0}")]
-    NoSequenceRecord(String),
     /// The sequence file could not be written: no new outbound SA can be given numbers.
     #[error(transparent)]
     SequenceFile(#[from] crate::espseq::SequenceError),
@@ -554,13 +551,7 @@ impl DataPlane {
                 )?;
                 Ok(OpResult::Done)
             }
-            Op::Esp(op) => {
-                let seq = self
-                    .sequences
-                    .as_ref()
-                    .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
-                crate::esp::apply(s, op, self.workers.now(), seq.as_deref())
-            }
+            Op::Esp(op) => crate::esp::apply(s, op, self.workers.now()),
         }
     }
 

@@ -8,13 +8,12 @@
 //! which enables both in one transaction).
 
 use crate::dataplane::{DataPlane, DpError, OpResult, State};
-use crate::espseq::SequenceFile;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use vpg_api::esp::{
     EspCrypto, EspDirection, EspLifetime, EspMode, EspProtectAdd, EspProtectDetails, EspSaAdd,
-    EspSaCounters, EspSaDetails, EspSequenceDetails, EspSummaryDetails,
+    EspSaCounters, EspSaDetails, EspSequenceDetails, EspSequenceSummary, EspSummaryDetails,
 };
 use vpg_api::{ApiError, ConfigItem, ErrorCode, Prefix};
 use vpg_esp::{
@@ -26,9 +25,8 @@ use vpg_graph::{ArcId, ConfigSet, Time};
 /// One ESP change.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum EspOp {
-    /// Add SA `id`; with `true`, only after the sequence numbers its key used before (the
-    /// API's `continue_sequence`).
-    AddSa(u32, Box<SaConfig>, bool),
+    /// Add SA `id`.
+    AddSa(u32, Box<SaConfig>),
     /// Delete SA `id`.
     DelSa(u32),
     /// Retire SA `id` after a grace period.
@@ -92,7 +90,7 @@ pub fn to_op(item: &ConfigItem) -> Option<Result<crate::dataplane::Op, ApiError>
     use crate::dataplane::Op;
     let op = match item {
         ConfigItem::EspSaAdd(a) => match sa_config(a) {
-            Ok(c) => EspOp::AddSa(a.sa_id, Box::new(c), a.continue_sequence),
+            Ok(c) => EspOp::AddSa(a.sa_id, Box::new(c)),
             Err(e) => return Some(Err(e)),
         },
         ConfigItem::EspSaDel { sa_id } => EspOp::DelSa(*sa_id),
@@ -131,34 +129,9 @@ fn rule_op(r: &EspProtectAdd) -> EspOp {
 }
 
 /// Applies one operation to the working copy of the state at `now` (the workers' time).
-/// `seq` is the sequence file, when vpgd keeps one.
-pub(crate) fn apply(
-    s: &mut State,
-    op: EspOp,
-    now: Time,
-    seq: Option<&SequenceFile>,
-) -> Result<OpResult, DpError> {
+pub(crate) fn apply(s: &mut State, op: EspOp, now: Time) -> Result<OpResult, DpError> {
     match op {
-        EspOp::AddSa(id, cfg, continue_sequence) => {
-            if continue_sequence {
-                let fp = cfg.key.fingerprint();
-                match seq {
-                    None => {
-                        return Err(DpError::NoSequenceRecord(format!(
-                            "esp sa {id}: its key (fingerprint {fp}) was used before and this vpgd keeps no sequence file ([esp] sequence_file): starting again at 1 would repeat AES-GCM nonces"
-                        )))
-                    }
-                    Some(f) if f.record(&fp).is_none() => {
-                        return Err(DpError::NoSequenceRecord(format!(
-                            "esp sa {id}: its key (fingerprint {fp}) was used before and {} has no record of it: starting again at 1 would repeat AES-GCM nonces",
-                            f.path().display()
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
-            s.esp.add_sa(id, *cfg, now)?
-        }
+        EspOp::AddSa(id, cfg) => s.esp.add_sa(id, *cfg, now)?,
         EspOp::DelSa(id) => s.esp.del_sa(id)?,
         EspOp::RetireSa(id, grace) => s.esp.retire_sa(id, grace, now)?,
         EspOp::SetRule {
@@ -446,14 +419,14 @@ pub fn summary(dp: &DataPlane) -> EspSummaryDetails {
         auth_failures: err(vpg_esp::DECRYPT_NODE, "auth-failed"),
         replays: err(vpg_esp::DECRYPT_NODE, "replay"),
         backend: Backend::DEFAULT.describe(),
-        sequence_file: dp.sequences().map(|f| {
-            f.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .path()
-                .display()
-                .to_string()
+        sequences: dp.sequences().map(|f| {
+            let f = f.lock().unwrap_or_else(|p| p.into_inner());
+            EspSequenceSummary {
+                file: f.path().display().to_string(),
+                keys: f.records().len() as u32,
+                unreserved_drops: err(vpg_esp::ENCRYPT_NODE, "seq-unreserved"),
+            }
         }),
-        seq_unreserved_drops: err(vpg_esp::ENCRYPT_NODE, "seq-unreserved"),
     }
 }
 
@@ -480,7 +453,6 @@ mod tests {
                 hard_seconds: Some(60),
                 ..EspLifetime::default()
             }),
-            continue_sequence: false,
         };
         let c = sa_config(&a).unwrap();
         assert_eq!(c.direction, Direction::Inbound);

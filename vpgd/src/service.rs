@@ -202,7 +202,6 @@ pub fn api_error(e: &DpError) -> ApiError {
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
         DpError::Nat(n) => return crate::nat44::api_error(n),
         DpError::Esp(v) => crate::esp::api_error(v),
-        DpError::NoSequenceRecord(_) => (Failed, None, Some("continue_sequence")),
         DpError::SequenceFile(_) => (Failed, None, None),
     };
     let mut a = ApiError::new(code, msg);

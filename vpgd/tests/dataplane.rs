@@ -255,7 +255,7 @@ fn esp_dataplane(seq: Option<&std::path::Path>) -> (DataPlane, PgPorts) {
 
 /// The two ports, the uplink's encrypt feature, one outbound SA (id `sa`, key byte `k`) and a
 /// rule protecting 172.16.0.0/12 with it, as API items.
-fn esp_items(sa: u32, k: u8, continue_sequence: bool) -> Vec<vpg_api::ConfigItem> {
+fn esp_items(sa: u32, k: u8) -> Vec<vpg_api::ConfigItem> {
     use vpg_api::esp::*;
     vec![
         vpg_api::ConfigItem::EnableFeature {
@@ -277,7 +277,6 @@ fn esp_items(sa: u32, k: u8, continue_sequence: bool) -> Vec<vpg_api::ConfigItem
             replay_window: None,
             worker: None,
             lifetime: None,
-            continue_sequence,
         }),
         vpg_api::ConfigItem::EspProtectAdd(EspProtectAdd {
             rule_id: 1,
@@ -338,13 +337,13 @@ fn esp_seqs(dp: &DataPlane, ports: &PgPorts, n: u64) -> Vec<u32> {
 
 /// `[esp] sequence_file`: an outbound SA's numbers are reserved on disk ahead of use and a
 /// restarted data plane given the same key continues after the reservation, so no AES-GCM nonce
-/// repeats; `continue_sequence` is refused, whole transaction, where there is no record.
+/// repeats. A transaction whose reservation cannot be written is refused whole.
 #[test]
 fn outbound_sequence_numbers_continue_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("esp-seq.json");
-    let route = Op::AddRoute {
-        prefix: "172.16.0.0/12".parse().unwrap(),
+    let route = |p: &str| Op::AddRoute {
+        prefix: p.parse().unwrap(),
         path: RoutePath::Via {
             next_hop: "10.0.2.2".parse().unwrap(),
             sw_if: 1,
@@ -352,24 +351,9 @@ fn outbound_sequence_numbers_continue_across_a_restart() {
     };
     let (mut dp, ports) = esp_dataplane(Some(&path));
     dp.apply(setup_ops()).unwrap();
-    // A key never used cannot be continued: refused with the route beside it.
-    let mut t = ops(esp_items(11, 0xab, true));
-    t.insert(0, route.clone());
-    let (i, e) = dp.apply(t).unwrap_err();
-    assert_eq!(i, 2);
-    assert!(matches!(e, DpError::NoSequenceRecord(_)), "{e}");
-    assert!(e.to_string().contains("has no record"), "{e}");
-    let before = dp.routes();
-    assert!(dp.esp().sas().is_empty());
-
-    let mut t = ops(esp_items(11, 0xab, false));
-    t.insert(0, route.clone());
+    let mut t = ops(esp_items(11, 0xab));
+    t.insert(0, route("172.16.0.0/12"));
     dp.apply(t).unwrap();
-    assert_eq!(
-        dp.routes().len(),
-        before.len() + 1,
-        "the refused route was not kept"
-    );
     let sa = &vpgd::esp::sa_details(&dp)[0];
     assert_eq!(sa.seq_reserved, Some(1024));
     assert_eq!(esp_seqs(&dp, &ports, 700), (1..=700).collect::<Vec<u32>>());
@@ -382,30 +366,49 @@ fn outbound_sequence_numbers_continue_across_a_restart() {
     assert_eq!(on_disk["reserved"][&sa.fingerprint], 1724);
     let rows = vpgd::esp::sequence_details(&dp);
     assert_eq!((rows.len(), rows[0].sa_id), (1, Some(11)));
+    let sum = vpgd::esp::summary(&dp).sequences.unwrap();
     assert_eq!(
-        vpgd::esp::summary(&dp).sequence_file,
-        Some(path.display().to_string())
+        (sum.file, sum.keys, sum.unreserved_drops),
+        (path.display().to_string(), 1, 0)
     );
     dp.stop();
     drop(seq);
 
-    // A restart: the same key continues after 1724, asked to or not.
+    // A restart: the same key continues after 1724.
     let (mut dp, ports) = esp_dataplane(Some(&path));
     dp.apply(setup_ops()).unwrap();
-    let mut t = ops(esp_items(11, 0xab, true));
-    t.insert(0, route.clone());
+    let mut t = ops(esp_items(11, 0xab));
+    t.insert(0, route("172.16.0.0/12"));
     dp.apply(t).unwrap();
     assert_eq!(esp_seqs(&dp, &ports, 5), [1725, 1726, 1727, 1728, 1729]);
     assert_eq!(vpgd::esp::sa_details(&dp)[0].seq_reserved, Some(2748));
+    // The file cannot be written (its directory replaced by a file): a new outbound SA is
+    // refused with the route beside it, nothing changes, the old SA goes on.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    std::fs::write(dir.path(), b"not a directory").unwrap();
+    let before = (dp.routes(), dp.esp().sas().len());
+    let mut t = ops(esp_items(12, 0xcd));
+    t.retain(|op| !matches!(op, Op::EnableFeature { .. }));
+    t.pop(); // the rule: keep rule 1 on SA 11
+    t.insert(0, route("192.168.0.0/16"));
+    let (i, e) = dp.apply(t).unwrap_err();
+    assert_eq!(i, 1, "the SA's item");
+    assert!(matches!(e, DpError::SequenceFile(_)), "{e}");
+    assert!(e.to_string().contains("esp-seq.json"), "{e}");
+    assert_eq!((dp.routes(), dp.esp().sas().len()), before);
+    assert_eq!(esp_seqs(&dp, &ports, 2), [1730, 1731]);
+    std::fs::remove_file(dir.path()).unwrap();
     dp.stop();
 
-    // Without a sequence file the key cannot be taken back.
-    let (mut dp, _) = esp_dataplane(None);
+    // Without a sequence file a new data plane starts the key at 1 (what vpg-agent guards
+    // against: it never installs a used key on such a vpgd).
+    let (mut dp, ports) = esp_dataplane(None);
     dp.apply(setup_ops()).unwrap();
-    let (_, e) = dp.apply(ops(esp_items(11, 0xab, true))).unwrap_err();
-    assert!(e.to_string().contains("keeps no sequence file"), "{e}");
-    let api = vpgd::service::api_error(&e);
-    assert_eq!(api.field.as_deref(), Some("continue_sequence"));
-    assert_eq!(vpgd::esp::summary(&dp).sequence_file, None);
+    let mut t = ops(esp_items(11, 0xab));
+    t.insert(0, route("172.16.0.0/12"));
+    dp.apply(t).unwrap();
+    assert_eq!(esp_seqs(&dp, &ports, 2), [1, 2]);
+    assert_eq!(vpgd::esp::summary(&dp).sequences, None);
+    assert_eq!(vpgd::esp::sa_details(&dp)[0].seq_reserved, None);
     dp.stop();
 }

@@ -105,10 +105,6 @@ pub(crate) enum SaCmd {
         /// Hard lifetime in packets.
         #[arg(long)]
         hard_packets: Option<u64>,
-        /// Outbound: the key was used before; continue after the sequence numbers vpgd's
-        /// sequence file reserved for it (refused when it has no record).
-        #[arg(long)]
-        continue_sequence: bool,
     },
     /// Delete an SA (not while a protect rule uses it).
     Del {
@@ -187,7 +183,6 @@ pub(crate) fn run(cli: &Cli, cmd: &EspCmd) -> anyhow::Result<()> {
             hard_seconds,
             soft_packets,
             hard_packets,
-            continue_sequence,
         }) => {
             let key = match (key, key_file) {
                 (Some(k), _) => k.clone(),
@@ -228,7 +223,6 @@ pub(crate) fn run(cli: &Cli, cmd: &EspCmd) -> anyhow::Result<()> {
                 replay_window: *window,
                 worker: *worker,
                 lifetime: (lifetime != EspLifetime::default()).then_some(lifetime),
-                continue_sequence: *continue_sequence,
             };
             config(&mut c, ConfigItem::EspSaAdd(sa))
         }
@@ -495,10 +489,10 @@ fn render_summary(s: &EspSummaryDetails) -> String {
         s.would_have_left_in_clear,
         s.auth_failures,
         s.replays,
-        match &s.sequence_file {
-            Some(f) => format!(
-                "{f} (dropped, not yet reserved: {})",
-                s.seq_unreserved_drops
+        match &s.sequences {
+            Some(q) => format!(
+                "{} ({} outbound keys recorded; dropped, not yet reserved: {})",
+                q.file, q.keys, q.unreserved_drops
             ),
             None => "none (a restarted vpgd cannot take back an outbound key it used)".into(),
         }
