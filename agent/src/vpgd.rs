@@ -196,7 +196,9 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
     if let Some(seq) = &mut cur.esp_sequences {
         for d in dump(c, Request::DumpEspSequences)? {
             if let Details::EspSequence(r) = d {
-                seq.keys.insert(r.fingerprint);
+                if r.direction == EspDirection::Out {
+                    seq.keys.insert(r.fingerprint);
+                }
             }
         }
     }

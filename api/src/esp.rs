@@ -350,14 +350,17 @@ pub struct EspSaDetails {
     pub seq_reserved: Option<u64>,
 }
 
-/// `dump_esp_sequences` (1.4): one row per outbound key vpgd's sequence file records.
+/// `dump_esp_sequences` (1.4): one row per key vpgd's sequence file records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EspSequenceDetails {
     /// Key fingerprint.
     pub fingerprint: String,
-    /// Every sequence number up to this one may have been used under the key: an SA with it
-    /// starts after.
-    pub reserved: u64,
+    /// The direction of the SAs that use the key.
+    pub direction: EspDirection,
+    /// Outbound: every sequence number up to this one may have been sent under the key (an SA
+    /// with it starts after). Inbound: the window had accepted up to this one at the last
+    /// write (an SA with it starts its window there).
+    pub seq: u64,
     /// The outbound SA that has the key now, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sa_id: Option<u32>,
@@ -425,7 +428,7 @@ pub struct EspSummaryDetails {
 pub struct EspSequenceSummary {
     /// Its path.
     pub file: String,
-    /// Outbound keys it records.
+    /// Keys it records (both directions).
     pub keys: u32,
     /// Packets dropped because their sequence number was not yet reserved on disk.
     pub unreserved_drops: u64,

@@ -763,7 +763,8 @@ fn esp_examples() -> Vec<(&'static str, serde_json::Value)> {
     };
     let sequence = EspSequenceDetails {
         fingerprint: "0123456789abcdef".into(),
-        reserved: 1 << 23,
+        direction: EspDirection::Out,
+        seq: 1 << 23,
         sa_id: Some(11),
     };
     let minimal_sequence = EspSequenceDetails {

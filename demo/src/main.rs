@@ -852,9 +852,10 @@ fn pinger(ns: String, dst: String, count: u32) -> std::thread::JoinHandle<Result
 /// client-1 on n1 pings client-2 on n2 every 20 ms. n1's agent notices and replays the whole
 /// configuration; the outbound SA's key was used before, and vpgd's sequence file recorded how
 /// far: the SA goes in again and continues after that reservation (a new AES-GCM nonce for
-/// every packet, so no key rotation is needed), and n2's anti-replay window takes the jump.
-/// Passes when the pings resume, the gap is short, the SA continued past its old reservation
-/// and n2 counted no replay.
+/// every packet, so no key rotation is needed), and n2's anti-replay window takes the jump. The
+/// inbound SA from n2 starts its window after what the stopped vpgd had accepted (recorded at
+/// shutdown). Passes when the pings resume, the gap is short, the SA continued past its old
+/// reservation, the inbound window was recorded and n2 counted no replay.
 fn restart_vpgd(
     bins: &Bins,
     nodes: &[Node],
@@ -938,17 +939,31 @@ fn restart_vpgd(
         .status_json(bins)
         .and_then(|s| s["encryption"]["continued"].as_u64())
         .unwrap_or(0);
+    // How far n1's inbound SA from n2 had accepted when vpgd stopped (written at shutdown):
+    // the restarted SA's window starts there, so replayed old packets are refused.
+    let accepted: u64 =
+        serde_json::from_str::<Value>(&n1.vpgctl(bins, &["--json", "show", "esp", "sequences"]))
+            .ok()
+            .and_then(|v| {
+                v.as_array()?
+                    .iter()
+                    .filter(|r| r["direction"] == "in" && !r["sa_id"].is_null())
+                    .filter_map(|r| r["seq"].as_u64())
+                    .max()
+            })
+            .unwrap_or(0);
     let lost_ms = u64::from(sent.saturating_sub(got)) * 20;
     let resumed = synced.is_ok() && after.1 > 0;
     let continues = seq_after > reserved_before && reserved_after > reserved_before;
     let seen = format!(
-        "{got}/{sent} replies, gap ≈ {lost_ms} ms (agent replayed {:.1} s after the stop); SA continued at seq {seq_after} > {reserved_before} reserved before; n2 replays +{}{}",
+        "{got}/{sent} replies, gap ≈ {lost_ms} ms (agent replayed {:.1} s after the stop); SA continued at seq {seq_after} > {reserved_before} reserved before; inbound window from {accepted}; n2 replays +{}{}",
         replayed.as_secs_f64(),
         replays_after.saturating_sub(replays_before),
         synced.err().map(|e| format!("; {e}")).unwrap_or_default()
     );
     let pass = resumed
         && continues
+        && accepted > 0
         && continued >= 1
         && replays_after == replays_before
         && lost_ms < 5_000;

@@ -681,7 +681,7 @@ fn reserved_sequence_numbers_limit_and_continue() {
         .unwrap();
     let seq = |a: &Node| {
         a.esp
-            .outbound_sequences()
+            .sequences()
             .into_iter()
             .find(|s| s.id == out_id(3))
             .unwrap()
@@ -716,8 +716,9 @@ fn reserved_sequence_numbers_limit_and_continue() {
     assert_eq!(seqs, [1001, 1002, 1003]);
     assert_eq!(a.h.error(ENCRYPT_NODE, "seq-unreserved"), 4);
     assert_eq!(a.encrypt_counters(out_id(3)).drops, 2);
-    b.h.send(UPLINK, w);
+    b.h.send(UPLINK, w.clone());
     assert_eq!(tags(&b.h.captured(POD_IF)), vec![0, 1, 2]);
+    let first = w;
 
     // The limit raised: the next packets continue without a gap.
     seq(&a).shared.raise_limit(2000);
@@ -728,8 +729,36 @@ fn reserved_sequence_numbers_limit_and_continue() {
     assert_eq!(w[1][38..42], 1005u32.to_be_bytes());
     assert_eq!(seq(&a).shared.seq_used(), 1005);
     assert_eq!(seq(&a).shared.seq_limit(), 2000);
-    b.h.send(UPLINK, w);
+    b.h.send(UPLINK, w.clone());
     assert_eq!(tags(&b.h.captured(POD_IF)), vec![3, 4]);
+    let in_seq = |b: &Node| {
+        b.esp
+            .sequences()
+            .into_iter()
+            .find(|s| s.id == in_id(3))
+            .unwrap()
+    };
+    assert_eq!(in_seq(&b).shared.seq_used(), 1005, "how far b accepted");
+
+    // b restarts with its inbound SA: given how far it had accepted, its window refuses every
+    // packet captured before (no replay after a restart) and takes the sender's next ones.
+    b.esp.del_sa(in_id(3)).unwrap();
+    b.commit();
+    b.esp
+        .add_sa(
+            in_id(3),
+            SaConfig::transport(spi(3, 2), Direction::Inbound, key(3, 1), 3),
+            now,
+        )
+        .unwrap();
+    in_seq(&b).shared.start_sequence(1005, u64::MAX);
+    b.commit();
+    b.h.send(UPLINK, first.into_iter().chain(w).collect());
+    assert!(b.h.captured(POD_IF).is_empty());
+    assert_eq!(b.decrypt_counters(in_id(3)).replays, 5);
+    a.h.send(POD_IF, a.pod_frames(5, 2));
+    b.h.send(UPLINK, a.h.captured(UPLINK));
+    assert_eq!(tags(&b.h.captured(POD_IF)), vec![5, 6]);
 }
 
 /// Two outbound SAs under one key would both count nonces from their start: refused.

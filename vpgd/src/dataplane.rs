@@ -378,7 +378,7 @@ impl DataPlane {
             .collect();
         // New outbound SAs get their sequence numbers reserved on disk before they exist.
         if let Some(seq) = &self.sequences {
-            let sas = next.esp.outbound_sequences();
+            let sas = next.esp.sequences();
             let r = seq.lock().unwrap_or_else(|p| p.into_inner()).take(&sas);
             if let Err(e) = r {
                 for (_, installers) in attached {
@@ -704,5 +704,15 @@ impl DataPlane {
         }
         self.workers.shutdown();
         self.backend.finish();
+        // The workers are gone: the inbound windows' last numbers are final.
+        if let Some(seq) = &self.sequences {
+            let r = seq
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note_accepted();
+            if let Err(e) = r {
+                eprintln!("vpgd: recording ESP sequence numbers at shutdown: {e}");
+            }
+        }
     }
 }

@@ -349,10 +349,15 @@ pub fn sequence_details(dp: &DataPlane) -> Vec<EspSequenceDetails> {
     let f = f.lock().unwrap_or_else(|p| p.into_inner());
     f.records()
         .into_iter()
-        .map(|(fingerprint, reserved, sa_id)| EspSequenceDetails {
-            fingerprint,
-            reserved,
-            sa_id,
+        .map(|r| EspSequenceDetails {
+            fingerprint: r.fingerprint,
+            direction: if r.outbound {
+                EspDirection::Out
+            } else {
+                EspDirection::In
+            },
+            seq: r.seq,
+            sa_id: r.sa,
         })
         .collect()
 }

@@ -15,31 +15,54 @@
 //! never a nonce. A restart skips at most `reserve` numbers per SA, which the receiver's
 //! anti-replay window takes as ordinary loss.
 //!
+//! Inbound SAs keep the other half: how far each key's window has accepted, written every
+//! second (and at shutdown) when it moved. A restarted vpgd's inbound SA for a recorded key
+//! starts with a window that has seen everything up to that number, so a packet captured before
+//! the restart and replayed after it is refused (up to the last second of traffic before a
+//! crash; none after a clean stop). The sender, whose own outbound numbers never go back, is
+//! always ahead of it.
+//!
 //! The records are never pruned: a key may come back (an agent that restarts during a
 //! rotation), and its record must be there. Each is one line of the file (a rotation adds one
-//! per peer and worker).
+//! per peer and worker and direction).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use vpg_esp::OutboundSequence;
+use vpg_esp::SaSequence;
 
 /// The file's content.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Body {
     version: u32,
-    /// Key fingerprint → highest sequence number reserved.
+    /// Outbound: key fingerprint → highest sequence number reserved.
     reserved: BTreeMap<String, u64>,
+    /// Inbound: key fingerprint → highest sequence number accepted (at the last write).
+    #[serde(default)]
+    accepted: BTreeMap<String, u64>,
 }
 
-/// The sequence file and the outbound SAs whose reservations it holds.
+/// One record, for the dump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Outbound (reserved up to `seq`) or inbound (accepted up to `seq`).
+    pub outbound: bool,
+    /// The number.
+    pub seq: u64,
+    /// The live SA with the key.
+    pub sa: Option<u32>,
+}
+
+/// The sequence file and the SAs whose numbers it keeps.
 #[derive(Debug)]
 pub struct SequenceFile {
     path: PathBuf,
     reserve: u64,
-    records: BTreeMap<String, u64>,
-    /// Outbound SAs with a reservation, by generation.
-    live: BTreeMap<u64, OutboundSequence>,
+    records: Body,
+    /// SAs it keeps numbers of, by generation.
+    live: BTreeMap<u64, SaSequence>,
 }
 
 /// A refusal to reserve (the transaction or the extension is not applied).
@@ -62,10 +85,13 @@ impl SequenceFile {
             why,
         };
         let records = match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Body {
+                version: 1,
+                ..Body::default()
+            },
             Err(e) => return Err(err(e.to_string())),
             Ok(b) => match serde_json::from_slice::<Body>(&b) {
-                Ok(f) if f.version == 1 => f.reserved,
+                Ok(f) if f.version == 1 => f,
                 Ok(f) => return Err(err(format!("version {} is unknown", f.version))),
                 Err(e) => {
                     return Err(err(format!(
@@ -90,52 +116,71 @@ impl SequenceFile {
         &self.path
     }
 
-    /// The highest number reserved under the key with `fingerprint`, if it was ever used.
+    /// The highest number reserved under the outbound key with `fingerprint`, if it was ever
+    /// used.
     pub fn record(&self, fingerprint: &str) -> Option<u64> {
-        self.records.get(fingerprint).copied()
+        self.records.reserved.get(fingerprint).copied()
     }
 
-    /// Every record with the live SA that has the key: (fingerprint, reserved, SA id).
-    pub fn records(&self) -> Vec<(String, u64, Option<u32>)> {
-        self.records
+    /// How far the inbound key with `fingerprint` had accepted at the last write.
+    pub fn accepted(&self, fingerprint: &str) -> Option<u64> {
+        self.records.accepted.get(fingerprint).copied()
+    }
+
+    /// Every record (outbound first), with the live SA that has the key.
+    pub fn records(&self) -> Vec<Record> {
+        let sa = |fp: &str, outbound: bool| {
+            self.live
+                .values()
+                .find(|s| s.fingerprint == fp && s.outbound == outbound)
+                .map(|s| s.id)
+        };
+        let r = &self.records;
+        r.reserved
             .iter()
-            .map(|(fp, &r)| {
-                let sa = self
-                    .live
-                    .values()
-                    .find(|s| &s.fingerprint == fp)
-                    .map(|s| s.id);
-                (fp.clone(), r, sa)
+            .map(|(fp, &seq)| (fp, seq, true))
+            .chain(r.accepted.iter().map(|(fp, &seq)| (fp, seq, false)))
+            .map(|(fp, seq, outbound)| Record {
+                fingerprint: fp.clone(),
+                outbound,
+                seq,
+                sa: sa(fp, outbound),
             })
             .collect()
     }
 
-    /// The limit of the live SA `id` (what is reserved for it), if it has one.
+    /// The limit of the live outbound SA `id` (what is reserved for it), if it has one.
     pub fn limit(&self, id: u32) -> Option<u64> {
         self.live
             .values()
-            .find(|s| s.id == id)
+            .find(|s| s.id == id && s.outbound)
             .map(|s| s.shared.seq_limit())
     }
 
-    /// Takes the outbound SAs of a configuration about to be published: each new one starts
+    /// Takes the SAs of a configuration about to be published. Each new outbound SA starts
     /// after its key's record (0 for a key never used) with `reserve` numbers reserved, written
-    /// to the file before anything else changes; SAs no longer there are forgotten (their
-    /// records stay). On a write error nothing changes.
-    pub fn take(&mut self, sas: &[OutboundSequence]) -> Result<(), SequenceError> {
-        let new: Vec<&OutboundSequence> = sas
+    /// to the file before anything else changes; each new inbound SA whose key has a record
+    /// starts its window after it. SAs no longer there are forgotten (their records stay). On
+    /// a write error nothing changes.
+    pub fn take(&mut self, sas: &[SaSequence]) -> Result<(), SequenceError> {
+        let new: Vec<&SaSequence> = sas
             .iter()
             .filter(|s| !self.live.contains_key(&s.gen))
             .collect();
         let mut records = self.records.clone();
         let mut starts = Vec::with_capacity(new.len());
         for s in &new {
-            let start = records.get(&s.fingerprint).copied().unwrap_or(0);
-            let limit = start.saturating_add(self.reserve);
-            records.insert(s.fingerprint.clone(), limit);
-            starts.push((start, limit));
+            starts.push(if s.outbound {
+                let start = records.reserved.get(&s.fingerprint).copied().unwrap_or(0);
+                let limit = start.saturating_add(self.reserve);
+                records.reserved.insert(s.fingerprint.clone(), limit);
+                (start, limit)
+            } else {
+                let start = records.accepted.get(&s.fingerprint).copied().unwrap_or(0);
+                (start, u64::MAX)
+            });
         }
-        if !new.is_empty() {
+        if records != self.records {
             self.write(&records).map_err(|why| self.error(why))?;
         }
         for (s, (start, limit)) in new.iter().zip(starts) {
@@ -150,13 +195,14 @@ impl SequenceFile {
         Ok(())
     }
 
-    /// Extends the reservation of every live SA that has used half of its own: one write for
-    /// all, then the limits go up. Returns how many were extended.
+    /// Extends the reservation of every live outbound SA that has used half of its own: one
+    /// write for all, then the limits go up. Returns how many were extended.
     pub fn extend(&mut self) -> Result<usize, SequenceError> {
         let half = self.reserve / 2;
-        let due: Vec<(&OutboundSequence, u64)> = self
+        let due: Vec<(&SaSequence, u64)> = self
             .live
             .values()
+            .filter(|s| s.outbound)
             .filter_map(|s| {
                 let (used, limit) = (s.shared.seq_used(), s.shared.seq_limit());
                 (limit.saturating_sub(used) < half).then(|| (s, used.saturating_add(self.reserve)))
@@ -167,7 +213,7 @@ impl SequenceFile {
         }
         let mut records = self.records.clone();
         for (s, limit) in &due {
-            let r = records.entry(s.fingerprint.clone()).or_insert(0);
+            let r = records.reserved.entry(s.fingerprint.clone()).or_insert(0);
             *r = (*r).max(*limit);
         }
         self.write(&records).map_err(|why| self.error(why))?;
@@ -176,6 +222,26 @@ impl SequenceFile {
             s.shared.raise_limit(limit);
         }
         self.records = records;
+        Ok(n)
+    }
+
+    /// Records how far every live inbound SA has accepted, when that moved: one write for all.
+    /// Returns how many moved.
+    pub fn note_accepted(&mut self) -> Result<usize, SequenceError> {
+        let mut records = self.records.clone();
+        let mut n = 0;
+        for s in self.live.values().filter(|s| !s.outbound) {
+            let top = s.shared.seq_used();
+            let r = records.accepted.entry(s.fingerprint.clone()).or_insert(0);
+            if top > *r {
+                *r = top;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.write(&records).map_err(|why| self.error(why))?;
+            self.records = records;
+        }
         Ok(n)
     }
 
@@ -188,7 +254,7 @@ impl SequenceFile {
 
     /// Writes `records`: a temporary file, synced, renamed over the old one, the directory
     /// synced — the old content or the new, never a torn one.
-    fn write(&self, records: &BTreeMap<String, u64>) -> Result<(), String> {
+    fn write(&self, records: &Body) -> Result<(), String> {
         let dir = self
             .path
             .parent()
@@ -196,11 +262,7 @@ impl SequenceFile {
             .unwrap_or(Path::new("."));
         let io = |e: std::io::Error| e.to_string();
         std::fs::create_dir_all(dir).map_err(io)?;
-        let body = serde_json::to_vec_pretty(&Body {
-            version: 1,
-            reserved: records.clone(),
-        })
-        .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec_pretty(records).map_err(|e| e.to_string())?;
         let tmp = self.path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&body).map_err(io)?;
@@ -218,12 +280,17 @@ mod tests {
     use std::sync::Arc;
     use vpg_esp::sa::SaShared;
 
-    fn sa(id: u32, gen: u64, fp: &str) -> OutboundSequence {
-        OutboundSequence {
+    fn sa(id: u32, gen: u64, fp: &str, outbound: bool) -> SaSequence {
+        SaSequence {
             id,
             gen,
             fingerprint: fp.into(),
-            shared: Arc::new(SaShared::with_sequence(0, 0)),
+            outbound,
+            shared: Arc::new(if outbound {
+                SaShared::with_sequence(0, 0)
+            } else {
+                SaShared::default()
+            }),
         }
     }
 
@@ -233,7 +300,7 @@ mod tests {
         let path = dir.path().join("d/seq.json");
         let mut f = SequenceFile::open(&path, 1000).unwrap();
         assert!(path.exists(), "created at once");
-        let a = sa(1, 1, "aaaa");
+        let a = sa(1, 1, "aaaa", true);
         f.take(std::slice::from_ref(&a)).unwrap();
         assert_eq!((a.shared.seq_used(), a.shared.seq_limit()), (0, 1000));
         // Taking the same SA again changes nothing.
@@ -246,14 +313,20 @@ mod tests {
         assert_eq!(f.extend().unwrap(), 1);
         assert_eq!(a.shared.seq_limit(), 1600);
         assert_eq!(f.record("aaaa"), Some(1600));
-        assert_eq!(f.records(), vec![("aaaa".into(), 1600, Some(1))]);
+        let rec = |fp: &str, outbound, seq, sa| Record {
+            fingerprint: fp.into(),
+            outbound,
+            seq,
+            sa,
+        };
+        assert_eq!(f.records(), vec![rec("aaaa", true, 1600, Some(1))]);
         drop(f);
 
         // A restart: the same key as a new SA starts after everything reserved.
         let mut f = SequenceFile::open(&path, 1000).unwrap();
-        assert_eq!(f.records(), vec![("aaaa".into(), 1600, None)]);
-        let again = sa(1, 1, "aaaa");
-        let other = sa(2, 2, "bbbb");
+        assert_eq!(f.records(), vec![rec("aaaa", true, 1600, None)]);
+        let again = sa(1, 1, "aaaa", true);
+        let other = sa(2, 2, "bbbb", true);
         f.take(&[again.clone(), other.clone()]).unwrap();
         assert_eq!(
             (again.shared.seq_used(), again.shared.seq_limit()),
@@ -264,9 +337,35 @@ mod tests {
         f.take(std::slice::from_ref(&other)).unwrap();
         assert_eq!(f.limit(1), None);
         assert_eq!(f.record("aaaa"), Some(2600));
-        let third = sa(3, 3, "aaaa");
+        let third = sa(3, 3, "aaaa", true);
         f.take(&[other, third.clone()]).unwrap();
         assert_eq!(third.shared.seq_used(), 2600);
+    }
+
+    #[test]
+    fn an_inbound_window_starts_after_what_was_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq.json");
+        let mut f = SequenceFile::open(&path, 1000).unwrap();
+        let i = sa(5, 1, "cccc", false);
+        f.take(std::slice::from_ref(&i)).unwrap();
+        assert_eq!(i.shared.seq_used(), 0, "never seen: a fresh window");
+        assert_eq!(f.note_accepted().unwrap(), 0, "nothing accepted yet");
+        i.shared.note_used(700);
+        assert_eq!(f.note_accepted().unwrap(), 1);
+        assert_eq!(f.note_accepted().unwrap(), 0, "written once per move");
+        assert_eq!(f.accepted("cccc"), Some(700));
+        assert_eq!(f.record("cccc"), None, "inbound keys reserve nothing");
+        drop(f);
+        let mut f = SequenceFile::open(&path, 1000).unwrap();
+        let again = sa(5, 1, "cccc", false);
+        f.take(std::slice::from_ref(&again)).unwrap();
+        assert_eq!(
+            (again.shared.seq_used(), again.shared.seq_limit()),
+            (700, u64::MAX)
+        );
+        assert_eq!(f.records()[0].sa, Some(5));
+        assert!(!f.records()[0].outbound);
     }
 
     #[test]
@@ -284,7 +383,7 @@ mod tests {
         let mut f = SequenceFile::open(&path, 1000).unwrap();
         // The directory goes away (a full or read-only disk does the same): refused, nothing
         // tracked, the SA may send nothing.
-        let a = sa(1, 1, "aaaa");
+        let a = sa(1, 1, "aaaa", true);
         std::fs::remove_dir_all(dir.path()).unwrap();
         std::fs::write(dir.path(), b"a file where the directory was").unwrap();
         let e = f.take(std::slice::from_ref(&a)).unwrap_err();

@@ -257,9 +257,10 @@ impl Service {
     }
 
     /// Extends outbound ESP sequence reservations before the SAs reach them (with a sequence
-    /// file): a control thread looks every 10 ms, without the data plane's lock. A write that
-    /// fails is logged (once per distinct error) and tried again; meanwhile an SA that reaches
-    /// its limit drops its packets (`seq-unreserved`) rather than send an unrecorded number.
+    /// file): a control thread looks every 10 ms, without the data plane's lock, and records
+    /// how far the inbound SAs have accepted once a second. A write that fails is logged (once
+    /// per distinct error) and tried again; meanwhile an SA that reaches its limit drops its
+    /// packets (`seq-unreserved`) rather than send an unrecorded number.
     pub fn start_sequence_reservations(&self) {
         let Some(file) = self.with(|dp| dp.sequences().map(Arc::downgrade)) else {
             return;
@@ -268,8 +269,16 @@ impl Service {
             .name("vpgd-esp-seq".into())
             .spawn(move || {
                 let mut last_error = None;
+                let mut tick = 0u32;
                 while let Some(f) = file.upgrade() {
-                    let r = f.lock().unwrap_or_else(|p| p.into_inner()).extend();
+                    tick = tick.wrapping_add(1);
+                    let r = {
+                        let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                        match f.extend() {
+                            Ok(_) if tick.is_multiple_of(100) => f.note_accepted(),
+                            r => r,
+                        }
+                    };
                     drop(f);
                     match r {
                         Err(e) if last_error.as_ref() != Some(&e) => {

@@ -225,16 +225,18 @@ pub struct EspControl {
     reserve_sequences: bool,
 }
 
-/// An outbound SA's sequence state, for the control side that reserves sequence numbers.
+/// An SA's sequence state, for the control side that keeps sequence numbers across restarts.
 #[derive(Clone, Debug)]
-pub struct OutboundSequence {
+pub struct SaSequence {
     /// The SA's id.
     pub id: u32,
     /// Its generation (unique per SA added).
     pub gen: u64,
     /// Its key's fingerprint.
     pub fingerprint: String,
-    /// Where the owner reads its limit and writes what it used.
+    /// Outbound (else inbound).
+    pub outbound: bool,
+    /// Where the owner reads its limit and writes what it used or accepted.
     pub shared: Arc<SaShared>,
 }
 
@@ -279,20 +281,20 @@ impl EspControl {
     }
 
     /// Whether new outbound SAs wait for a sequence reservation before sending (see
-    /// [`EspControl::outbound_sequences`]).
+    /// [`EspControl::sequences`]).
     pub fn set_sequence_reservation(&mut self, on: bool) {
         self.reserve_sequences = on;
     }
 
-    /// Every outbound SA's sequence state.
-    pub fn outbound_sequences(&self) -> Vec<OutboundSequence> {
+    /// Every SA's sequence state.
+    pub fn sequences(&self) -> Vec<SaSequence> {
         self.sas
             .iter()
-            .filter(|(_, s)| s.cfg.direction == Direction::Outbound)
-            .map(|(&id, s)| OutboundSequence {
+            .map(|(&id, s)| SaSequence {
                 id,
                 gen: s.data.gen,
                 fingerprint: s.cfg.key.fingerprint(),
+                outbound: s.cfg.direction == Direction::Outbound,
                 shared: s.data.shared.clone(),
             })
             .collect()

@@ -154,14 +154,17 @@ impl Node for EspDecrypt {
             return;
         };
         // Windows survive new snapshots (a reset window would accept replays); a new SA gets
-        // a fresh one.
+        // a fresh one, or one past what a previous vpgd recorded it had accepted.
         self.state = crate::sa::carry_per_sa(
             &mut self.state,
             &t.sas,
             |s| s.gen,
             |sa| InState {
                 gen: sa.gen,
-                window: ReplayWindow::new(sa.window, sa.esn),
+                window: match sa.shared.seq_used() {
+                    0 => ReplayWindow::new(sa.window, sa.esn),
+                    seq => ReplayWindow::after(sa.window, sa.esn, seq),
+                },
                 counters: SaCounters::default(),
                 pending: 0,
                 frame: 0,
@@ -322,7 +325,11 @@ impl Node for EspDecrypt {
             let r = match op.result {
                 Some(Ok((len, nh))) if sa.window == 0 => Ok((len as usize, nh)),
                 Some(Ok((len, nh))) => match st.window.accept(op.seq) {
-                    Ok(()) => Ok((len as usize, nh)),
+                    Ok(()) => {
+                        // For vpgd's sequence file: how far this SA has accepted.
+                        sa.shared.note_used(st.window.top());
+                        Ok((len as usize, nh))
+                    }
                     Err(Replay::TooOld | Replay::Duplicate | Replay::Invalid) => {
                         st.counters.replays += 1;
                         Err(DecryptError::Replay)

@@ -35,9 +35,7 @@ pub mod packet;
 pub mod replay;
 pub mod sa;
 
-pub use control::{
-    EspControl, EspError, Lifetime, OutboundSequence, ProtectRule, SaConfig, SaEntry,
-};
+pub use control::{EspControl, EspError, Lifetime, ProtectRule, SaConfig, SaEntry, SaSequence};
 pub use crypto::{Backend, KeyMaterial};
 pub use decrypt::{DecryptError, EspDecrypt};
 pub use encrypt::{EncryptError, EspEncrypt, RuleCounters, SaCounters};

@@ -80,10 +80,11 @@ pub struct SaShared {
     seq: SeqShare,
 }
 
-/// An outbound SA's sequence numbers between its owner and the control thread. The owner
-/// writes `used` per packet and reads `limit`; the control thread reads `used` now and then and
-/// raises `limit` once a reservation is on disk (vpgd's sequence file). Its own cache line:
-/// the other workers read `exhausted` per packet and must not see it bounce.
+/// An SA's sequence numbers between its owner and the control thread. Outbound: the owner
+/// writes `used` (the last number sent) per packet and reads `limit`; the control thread reads
+/// `used` now and then and raises `limit` once a reservation is on disk (vpgd's sequence file).
+/// Inbound: `used` is the highest number accepted, which the control thread records. Its own
+/// cache line: the other workers read `exhausted` per packet and must not see it bounce.
 #[derive(Debug)]
 #[repr(align(64))]
 struct SeqShare {
@@ -121,7 +122,8 @@ impl SaShared {
         self.exhausted.store(true, Ordering::Relaxed);
     }
 
-    /// The last sequence number used (or, before the first packet, the one it starts after).
+    /// Outbound: the last sequence number used (or, before the first packet, the one it starts
+    /// after). Inbound: the highest accepted (or the one its window starts after).
     #[inline(always)]
     pub fn seq_used(&self) -> u64 {
         self.seq.used.load(Ordering::Relaxed)

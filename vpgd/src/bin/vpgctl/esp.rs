@@ -401,20 +401,28 @@ fn render_sas(rows: &[&EspSaDetails]) -> String {
 }
 
 fn render_sequences(rows: &[&vpg_api::esp::EspSequenceDetails]) -> String {
-    let mut out = format!(
-        "{:<16} {:>20} {:>6}\n",
-        "Fingerprint", "Reserved up to", "SA"
-    );
+    let line = |c: [&str; 5]| {
+        format!(
+            "{:<16} {:<3} {:>20}  {:<8} {:>6}\n",
+            c[0], c[1], c[2], c[3], c[4]
+        )
+    };
+    let mut out = line(["Fingerprint", "Dir", "Seq", "", "SA"]);
     for r in rows {
-        out += &format!(
-            "{:<16} {:>20} {:>6}\n",
-            r.fingerprint,
-            r.reserved,
-            r.sa_id.map_or("-".to_string(), |i| i.to_string())
-        );
+        let (dir, what) = match r.direction {
+            EspDirection::Out => ("out", "reserved"),
+            EspDirection::In => ("in", "accepted"),
+        };
+        out += &line([
+            &r.fingerprint,
+            dir,
+            &r.seq.to_string(),
+            what,
+            &r.sa_id.map_or("-".to_string(), |i| i.to_string()),
+        ]);
     }
     if rows.is_empty() {
-        out += "(no outbound key recorded, or no sequence file: see show esp summary)\n";
+        out += "(no key recorded, or no sequence file: see show esp summary)\n";
     }
     out
 }
@@ -557,7 +565,8 @@ mod tests {
         );
         let q = vpg_api::esp::EspSequenceDetails {
             fingerprint: "0011223344556677".into(),
-            reserved: 8_388_608,
+            direction: EspDirection::Out,
+            seq: 8_388_608,
             sa_id: None,
         };
         let t = render_sequences(&[&q]);
@@ -567,7 +576,7 @@ mod tests {
                 .unwrap()
                 .split_whitespace()
                 .collect::<Vec<_>>(),
-            ["0011223344556677", "8388608", "-"]
+            ["0011223344556677", "out", "8388608", "reserved", "-"]
         );
     }
 }
