@@ -196,7 +196,10 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         if want_routes.get(p) != kept_routes.get(p) {
             plan.push(
                 ConfigItem::DelRoute { prefix: *p },
-                rp.sw_if().and_then(name_of).as_deref(),
+                // The interface it goes through now (a successor may get its index later).
+                rp.sw_if()
+                    .and_then(|s| cur.interfaces.get(&s))
+                    .map(|i| i.name.as_str()),
             );
         }
     }

@@ -49,10 +49,9 @@ fn a_new_pod_takes_a_deleted_pods_index_and_counts_from_zero() {
         .unwrap();
     }
     let mut body = String::new();
-    for k in 0..3 {
+    for (k, h) in host.iter().enumerate().take(3) {
         body.push_str(&format!(
-            "[[interface]]\nhost_if = \"{}\"\nname = \"pod{k}\"\naddresses = [\"10.61.{k}.1/24\"]\n",
-            host[k]
+            "[[interface]]\nhost_if = \"{h}\"\nname = \"pod{k}\"\naddresses = [\"10.61.{k}.1/24\"]\n"
         ));
     }
     let vpgd = Vpgd::start(node, 1, &body);
