@@ -12,8 +12,11 @@
 //! 1. route, NAT44 mapping, identity and pool deletions (a route through an interface about to
 //!    be recreated goes before the interface);
 //! 2. interface deletions (vpgd takes their addresses, neighbors, ACL lists and NAT role along);
-//! 3. interface creations, in name order: vpgd gives the *n*th created interface the index
-//!    `next_sw_if + n` (indices are never reused), which later items use;
+//! 3. interface creations, in name order: vpgd gives each created interface the lowest index
+//!    no interface holds at that point (indices of interfaces deleted in step 2 included), which
+//!    later items use. An index can thus name a deleted interface before step 2 and its
+//!    successor after: anything vpgd held for the old one (routes through it, its pool entry,
+//!    its settings, lists and roles) counts as gone, never as already right for the new one;
 //! 4. per interface: admin state, MTU, addresses, proxy ARP, neighbors;
 //! 5. ACLs added or replaced (before lists name them), then interface ACL lists;
 //! 6. routes added; NAT44 roles, pool, identities, mappings, never-NAT prefixes;
@@ -91,14 +94,33 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
             _ => deleted.push((sw, ci)),
         }
     }
-    let mut next = cur.next_sw_if;
+    // The indices in use once the deletions are done; each creation takes the lowest free.
+    let mut used: BTreeSet<u32> = cur.interfaces.keys().copied().collect();
+    for (sw, _) in &deleted {
+        used.remove(sw);
+    }
     for name in want.interfaces.keys() {
         if !names.contains_key(name) {
-            names.insert(name.clone(), next);
-            plan.created.push((name.clone(), next));
-            next += 1;
+            let sw = crate::model::lowest_free(used.iter().copied());
+            used.insert(sw);
+            names.insert(name.clone(), sw);
+            plan.created.push((name.clone(), sw));
         }
     }
+    // What vpgd holds for an interface being deleted goes with it.
+    let gone = |sw: u32| deleted.iter().any(|(d, _)| *d == sw);
+    let kept_routes: BTreeMap<Prefix, RoutePath> = cur
+        .routes
+        .iter()
+        .filter(|(_, rp)| !rp.sw_if().is_some_and(gone))
+        .map(|(p, rp)| (*p, *rp))
+        .collect();
+    let kept_pool: BTreeSet<PoolKey> = cur
+        .pool
+        .iter()
+        .filter(|k| !matches!(k, PoolKey::Interface(sw) if gone(*sw)))
+        .copied()
+        .collect();
     let name_of = |sw: u32| -> Option<String> {
         names
             .iter()
@@ -171,10 +193,13 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
 
     // 1. Deletions that must precede interface deletions.
     for (p, rp) in &cur.routes {
-        if want_routes.get(p) != Some(rp) {
+        if want_routes.get(p) != kept_routes.get(p) {
             plan.push(
                 ConfigItem::DelRoute { prefix: *p },
-                rp.sw_if().and_then(name_of).as_deref(),
+                // The interface it goes through now (a successor may get its index later).
+                rp.sw_if()
+                    .and_then(|s| cur.interfaces.get(&s))
+                    .map(|i| i.name.as_str()),
             );
         }
     }
@@ -204,7 +229,7 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         }
     }
     for k in &cur.pool {
-        if !want_pool.contains(k) {
+        if !want_pool.contains(k) || !kept_pool.contains(k) {
             plan.push(ConfigItem::Nat44DelPool(k.entry()), None);
         }
     }
@@ -248,8 +273,10 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         .iter()
         .map(|(n, w)| {
             let sw = names[n];
+            // A recreated interface may have its predecessor's index and name: it starts
+            // afresh all the same.
             let base = match cur.interfaces.get(&sw) {
-                Some(ci) if ci.name == *n => ci.clone(),
+                Some(ci) if ci.name == *n && !gone(sw) => ci.clone(),
                 _ => CurIf::created(n.clone(), w.kind.clone()),
             };
             (n, base)
@@ -357,7 +384,7 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
 
     // 6. Routes and NAT44.
     for (p, rp) in &want_routes {
-        if cur.routes.get(p) != Some(rp) {
+        if kept_routes.get(p) != Some(rp) {
             plan.push(
                 ConfigItem::AddRoute {
                     prefix: *p,
@@ -381,7 +408,7 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         }
     }
     for k in &want_pool {
-        if !cur.pool.contains(k) {
+        if !kept_pool.contains(k) {
             plan.push(ConfigItem::Nat44AddPool(k.entry()), None);
         }
     }
@@ -908,7 +935,6 @@ mod tests {
         )
             .prop_map(|(d, noise, gap)| {
                 let mut c = Current {
-                    next_sw_if: 0,
                     workers: 2,
                     ..Current::default()
                 };
@@ -943,13 +969,36 @@ mod tests {
                     }),
                 ])
                 .unwrap();
-                c.next_sw_if += gap;
+                // Holes below a foreign interface: vpgd fills them first.
+                for k in 0..gap {
+                    c.apply_all(&[ConfigItem::CreateAfPacket {
+                        host_if: format!("hole{k}"),
+                        name: Some(format!("hole{k}")),
+                        mac: None,
+                    }])
+                    .unwrap();
+                }
+                c.apply_all(&[ConfigItem::CreateAfPacket {
+                    host_if: "ext1".into(),
+                    name: Some("ext1".into()),
+                    mac: None,
+                }])
+                .unwrap();
+                for k in 0..gap {
+                    c.apply_all(&[ConfigItem::DeleteInterface { sw_if: 1 + k }])
+                        .unwrap();
+                }
                 let plan = diff(&d, &c, &own());
                 c.apply_all(&plan.items)
                     .expect("the plan from a clean state applies");
                 for (what, a, b) in noise {
-                    // Never the foreign interface (index 0): its fate is not the agent's.
-                    let sws: Vec<u32> = c.interfaces.keys().copied().filter(|s| *s != 0).collect();
+                    // Never the foreign interfaces: their fate is not the agent's.
+                    let sws: Vec<u32> = c
+                        .interfaces
+                        .iter()
+                        .filter(|(_, i)| !i.name.starts_with("ext"))
+                        .map(|(s, _)| *s)
+                        .collect();
                     if sws.is_empty() {
                         continue;
                     }
@@ -1179,7 +1228,8 @@ mod tests {
                 "nat44_add_pool"
             ]
         );
-        assert_eq!(p2.created, [("up0".to_string(), 1)]);
+        // vpgd reuses the index: the new up0 is at 0 again, and nothing of the old one counts.
+        assert_eq!(p2.created, [("up0".to_string(), 0)]);
         c.apply_all(&p2.items).unwrap();
         assert!(diff(&d, &c, &own()).is_empty());
     }

@@ -390,8 +390,6 @@ pub struct DesiredSa {
 /// vpgd's configuration, as its dumps show it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Current {
-    /// The index the next created interface gets.
-    pub next_sw_if: u32,
     /// Every interface.
     pub interfaces: BTreeMap<u32, CurIf>,
     /// Routes added through the API (connected, local and neighbor routes are derived).
@@ -526,7 +524,25 @@ fn err(item: &ConfigItem, why: impl fmt::Display) -> String {
     format!("{}: {why}", item.object())
 }
 
+/// The lowest index not in `used` (ascending): the one vpgd (API 1.4) gives the next interface
+/// it creates.
+pub fn lowest_free(used: impl IntoIterator<Item = u32>) -> u32 {
+    let mut free = 0;
+    for sw in used {
+        if sw != free {
+            break;
+        }
+        free += 1;
+    }
+    free
+}
+
 impl Current {
+    /// The index the next created interface gets (vpgd reuses deleted interfaces' indices).
+    pub fn free_sw_if(&self) -> u32 {
+        lowest_free(self.interfaces.keys().copied())
+    }
+
     /// The interface named `name`.
     pub fn by_name(&self, name: &str) -> Option<(u32, &CurIf)> {
         self.interfaces
@@ -575,8 +591,7 @@ impl Current {
                     host_if: host_if.clone(),
                 };
                 self.interfaces
-                    .insert(self.next_sw_if, CurIf::created(name, kind));
-                self.next_sw_if += 1;
+                    .insert(self.free_sw_if(), CurIf::created(name, kind));
             }
             C::CreateVxlanTunnel {
                 local,
@@ -587,7 +602,7 @@ impl Current {
                 mac,
                 remote_mac,
             } => {
-                let sw_if = self.next_sw_if;
+                let sw_if = self.free_sw_if();
                 let name = name
                     .clone()
                     .unwrap_or_else(|| format!("vxlan_tunnel{sw_if}"));
@@ -615,9 +630,15 @@ impl Current {
                     remote_mac: *remote_mac,
                 };
                 self.interfaces.insert(sw_if, CurIf::created(name, kind));
-                self.next_sw_if += 1;
             }
             C::DeleteInterface { sw_if } | C::DeleteVxlanTunnel { sw_if } => {
+                if let Some(r) = self
+                    .esp_rules
+                    .iter()
+                    .find(|(_, r)| r.tunnel == Some(*sw_if))
+                {
+                    return Err(err(item, format!("esp protect rule {} names it", r.0)));
+                }
                 let i = self.itf(item, *sw_if)?;
                 if matches!(item, C::DeleteVxlanTunnel { .. })
                     && !matches!(i.kind, IfKind::Vxlan { .. })

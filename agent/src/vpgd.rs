@@ -55,9 +55,10 @@ pub fn connect(socket: &Path) -> Result<Client, VpgdError> {
     let mut c = Client::connect(socket, concat!("vpg-agent ", env!("CARGO_PKG_VERSION")))
         .map_err(|e| VpgdError::Unreachable(format!("{}: {e}", socket.display())))?;
     c.set_timeout(Some(REQUEST_TIMEOUT))?;
-    if c.server_minor < 3 {
+    // 1.4: vpgd reuses interface indices, which the plans' index prediction relies on.
+    if c.server_minor < 4 {
         return Err(VpgdError::Unusable(format!(
-            "vpgd speaks API 1.{}; the agent needs 1.3 (next_sw_if)",
+            "vpgd speaks API 1.{}; the agent needs 1.4 (interface indices reused)",
             c.server_minor
         )));
     }
@@ -72,9 +73,6 @@ fn dump(c: &mut Client, r: Request) -> Result<Vec<Details>, VpgdError> {
 pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
     let version = c.version()?;
     let mut cur = Current {
-        next_sw_if: version
-            .next_sw_if
-            .ok_or_else(|| VpgdError::Unusable("vpgd does not report next_sw_if".into()))?,
         workers: version.workers as u32,
         ..Current::default()
     };

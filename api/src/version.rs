@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// API major version: a client with another major is refused.
 pub const API_MAJOR: u32 = 1;
-/// API minor version: bumped for additions (new messages, new optional reply fields).
+/// API minor version: bumped for additions (new messages, new optional reply fields) and for
+/// behaviour a client must know of (1.4: interface indices are reused; ESP sequence numbers kept across restarts).
 pub const API_MINOR: u32 = 4;
 
 /// The first message of every connection.
@@ -87,9 +88,12 @@ pub struct VersionDetails {
     pub workers: usize,
     /// Stats segment path.
     pub stats_segment: String,
-    /// The index the next interface created will get (1.3): indices are never reused, so a
-    /// client that creates interfaces and configures them in one transaction names them by
-    /// this and the count created before them in that transaction.
+    /// The index the next interface created will get (1.3): the lowest index no interface
+    /// holds. From 1.4 indices are reused: each interface a transaction creates takes the
+    /// lowest index free at that point of the transaction (those of interfaces deleted earlier
+    /// in it included), so a client that creates interfaces and configures them in one
+    /// transaction can name them from the interface dump. (Servers before 1.4 never reused an
+    /// index: the *n*th created got `next_sw_if + n`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sw_if: Option<u32>,
 }

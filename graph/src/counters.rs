@@ -59,6 +59,17 @@ pub struct InterfaceCounters {
     pub drops: Counter,
 }
 
+impl InterfaceCounters {
+    /// Zeroes all five.
+    pub fn clear(&self) {
+        self.rx_packets.clear();
+        self.rx_bytes.clear();
+        self.tx_packets.clear();
+        self.tx_bytes.clear();
+        self.drops.clear();
+    }
+}
+
 /// Per-worker counters of the runtime itself.
 #[repr(C)]
 #[derive(Default, Debug)]
@@ -152,12 +163,15 @@ impl WorkerStats {
 
     /// Zeroes interface counters (`clear interfaces`).
     pub fn clear_interfaces(&self) {
-        for i in self.interfaces.iter() {
-            i.rx_packets.clear();
-            i.rx_bytes.clear();
-            i.tx_packets.clear();
-            i.tx_bytes.clear();
-            i.drops.clear();
+        self.interfaces.iter().for_each(InterfaceCounters::clear);
+    }
+
+    /// Zeroes the counters of interface `sw_if` (an index handed to a new interface starts at
+    /// zero, as in VPP). Called on the owning worker, between frames, nothing is lost to a
+    /// racing increment; an index beyond the counters is ignored.
+    pub fn clear_interface(&self, sw_if: u32) {
+        if let Some(i) = self.interfaces.get(sw_if as usize) {
+            i.clear();
         }
     }
 }
@@ -241,6 +255,39 @@ impl IfStats<'_> {
     pub fn drop(&self, sw_if: u32) {
         if let Some(c) = self.counters.get(sw_if as usize) {
             c.drops.add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearing_one_interface_leaves_the_others() {
+        let s = WorkerStats::new(1, 1, 4);
+        let ifs = IfStats {
+            counters: &s.interfaces,
+        };
+        for i in 0..4 {
+            ifs.rx(i, 100);
+            ifs.tx(i, 60);
+            ifs.drop(i);
+        }
+        s.clear_interface(2);
+        s.clear_interface(99); // beyond the counters: ignored
+        let c = &s.interfaces;
+        assert_eq!(
+            (
+                c[2].rx_packets.get(),
+                c[2].rx_bytes.get(),
+                c[2].tx_bytes.get(),
+                c[2].drops.get()
+            ),
+            (0, 0, 0, 0)
+        );
+        for i in [0, 1, 3] {
+            assert_eq!((c[i].rx_bytes.get(), c[i].tx_bytes.get()), (100, 60));
         }
     }
 }

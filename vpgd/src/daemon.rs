@@ -8,7 +8,8 @@ use std::sync::Arc;
 use vpg_graph::pg::PgInput;
 use vpg_graph::{GraphSpec, Layout, RuntimeConfig, WorkerOptions, Workers};
 
-/// Interfaces the counters and tables have room for.
+/// Interfaces that can exist at once (indices are reused): the counters and tables have room
+/// for this many.
 pub const MAX_INTERFACES: usize = 1024;
 
 /// The graph vpgd runs: the IPv4, ACL and VXLAN nodes, the packet generator (for tracing and tests, as VPP keeps

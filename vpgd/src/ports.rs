@@ -135,15 +135,26 @@ fn open_for_workers(
     host_if: &str,
     opts: &RingOptions,
     workers: usize,
+    reaper: &Reaper,
 ) -> Result<Vec<Installer>, String> {
     let mut out: Vec<Installer> = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (rx, tx) = vpg_io::open(host_if, opts).map_err(|e| e.to_string())?;
+        let reaper = reaper.clone();
         out.push(Box::new(move |rt: &mut Runtime, sw_if| {
+            // An index is reused only after its old port's detach, which the worker ran before
+            // this (its queue is in order); should a ring still be there, it goes to the reaper
+            // rather than being closed here on the worker.
             if let Some(n) = rt.node_mut::<AfPacketInput>(AF_PACKET_INPUT) {
+                if let Some(old) = n.take_interface(sw_if) {
+                    reaper.reap(Box::new(old));
+                }
                 n.add_interface(sw_if, rx);
             }
             if let Some(o) = rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT) {
+                if let Some(old) = o.take_device(sw_if) {
+                    reaper.reap(Box::new(old));
+                }
                 o.set_device(sw_if, Some(Box::new(tx)));
             }
         }));
@@ -163,7 +174,7 @@ impl PortBackend for AfPacketPorts {
 
     fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String> {
         let opts = self.options(workers);
-        open_for_workers(host_if, &opts, workers)
+        open_for_workers(host_if, &opts, workers, &self.reaper)
     }
 
     fn attach_many(
@@ -176,7 +187,10 @@ impl PortBackend for AfPacketPorts {
             .map(|h| (*h, self.options(workers)))
             .collect();
         // On a failure the caller hands the ports that did open back to `reap`.
-        parallel(&jobs, |(h, opts)| open_for_workers(h, opts, workers))
+        let reaper = &self.reaper;
+        parallel(&jobs, |(h, opts)| {
+            open_for_workers(h, opts, workers, reaper)
+        })
     }
 
     fn reap(&self, installers: Vec<Installer>) {

@@ -198,6 +198,9 @@ pub fn api_error(e: &DpError) -> ApiError {
         ),
         DpError::UnknownFeature { .. } => (NotFound, None, Some("feature")),
         DpError::TooManyInterfaces(_) => (Failed, None, None),
+        DpError::InterfaceInUse { sw_if, .. } => {
+            (Failed, Some(format!("interface {sw_if}")), Some("sw_if"))
+        }
         DpError::Acl(e) => return crate::acl::api_error(e),
         DpError::Vxlan(v) => crate::vxlan::api_error(v),
         DpError::Nat(n) => return crate::nat44::api_error(n),
@@ -239,6 +242,11 @@ impl Service {
             .spawn(move || {
                 for l in rx.iter() {
                     svc.with(|dp| {
+                        // A report made before the interface at this index was created was
+                        // about an earlier one: nothing to learn.
+                        if !dp.is_current(l.sw_if, l.seen) {
+                            return;
+                        }
                         let known = dp
                             .neighbors()
                             .iter()

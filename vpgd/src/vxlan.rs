@@ -7,7 +7,7 @@
 use crate::dataplane::{DpError, OpResult, State};
 use std::sync::Arc;
 use vpg_graph::wire::EthernetAddress;
-use vpg_graph::{ArcId, ConfigSet, Layout, TxNodes};
+use vpg_graph::{ConfigSet, Layout, TxNodes};
 use vpg_ip4::ip4_local::LocalUdpPorts;
 use vpg_vxlan::tunnel::OVERHEAD;
 use vpg_vxlan::{TunnelEntry, TunnelKey};
@@ -22,14 +22,15 @@ pub fn default_mac(key: &TunnelKey, sw_if: u32) -> [u8; 6] {
     [0x02, l[0], l[1], l[2], l[3], sw_if as u8]
 }
 
+/// Creates a tunnel at interface index `sw_if` (a free one).
 pub(crate) fn create_tunnel(
     s: &mut State,
+    sw_if: u32,
     key: TunnelKey,
     name: Option<String>,
     mac: Option<[u8; 6]>,
     remote_mac: Option<[u8; 6]>,
 ) -> Result<OpResult, DpError> {
-    let sw_if = s.next_sw_if;
     let remote = remote_mac.map(EthernetAddress);
     // The tunnel first: a repeated create says the tunnel exists rather than its name.
     s.vxlan.add_tunnel(sw_if, key, remote)?;
@@ -42,7 +43,6 @@ pub(crate) fn create_tunnel(
     s.ip4.set_mtu(sw_if, DEFAULT_MTU)?;
     s.ip4.set_admin_up(sw_if, true)?;
     s.ip4.set_peer_mac(sw_if, remote)?;
-    s.next_sw_if += 1;
     Ok(OpResult::Interface(sw_if))
 }
 
@@ -52,15 +52,8 @@ pub(crate) fn delete_tunnel(
     sw_if: u32,
 ) -> Result<OpResult, DpError> {
     s.vxlan.del_tunnel(sw_if)?;
-    s.ip4.del_interface(sw_if)?;
-    // Its ACL lists and NAT44 role go with it, as a port's do.
-    s.acl.del_interface(sw_if);
-    s.nat.del_interface(sw_if);
-    for arc in ArcId::ALL {
-        for p in 0..layout.features(arc).len() {
-            s.features.disable(arc, sw_if, p as u8);
-        }
-    }
+    // Everything that names it goes with it, as with a port.
+    crate::dataplane::forget_interface(s, layout, sw_if)?;
     Ok(OpResult::Done)
 }
 
@@ -179,6 +172,10 @@ pub fn start_learning(svc: &crate::service::Service) {
         .spawn(move || {
             for l in rx.iter() {
                 svc.with(|dp| {
+                    // Seen before the tunnel at this index was created: about an earlier one.
+                    if !dp.is_current(l.sw_if, l.seen) {
+                        return;
+                    }
                     let known = dp
                         .vxlan_tunnels()
                         .iter()

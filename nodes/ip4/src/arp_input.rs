@@ -41,6 +41,9 @@ pub struct LearnedNeighbor {
     pub ip: Ipv4Addr,
     /// MAC.
     pub mac: EthernetAddress,
+    /// When the worker saw it: the control side ignores a report older than the interface
+    /// (its index may have been reused since).
+    pub seen: vpg_graph::Time,
 }
 
 /// Trace record.
@@ -131,6 +134,7 @@ impl Node for ArpInput {
                         sw_if: rx_if,
                         ip: spa,
                         mac: sha,
+                        seen: cx.now,
                     }) {
                         Ok(()) => cx.errors.count(ArpInputError::Learned, 1),
                         Err(_) => cx.errors.count(ArpInputError::LearnQueueFull, 1),

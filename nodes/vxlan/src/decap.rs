@@ -49,6 +49,9 @@ pub struct LearnedPeer {
     pub sw_if: u32,
     /// The inner source MAC.
     pub mac: EthernetAddress,
+    /// When the worker saw it: the control side ignores a report older than the tunnel (its
+    /// interface index may have been reused since).
+    pub seen: vpg_graph::Time,
 }
 
 /// Trace record.
@@ -129,6 +132,7 @@ fn learn(
     errors: &NodeErrors<'_>,
     e: &DecapEntry,
     b: &Buffer,
+    now: vpg_graph::Time,
 ) {
     let Some(&[_, _, _, _, _, _, m0, m1, m2, m3, m4, m5]) = b.head::<12>() else {
         return;
@@ -143,6 +147,7 @@ fn learn(
     let peer = LearnedPeer {
         sw_if: e.sw_if,
         mac: EthernetAddress(mac),
+        seen: now,
     };
     if tx.try_send(peer).is_ok() {
         *last = mac;
@@ -365,7 +370,7 @@ impl Node for VxlanDecap {
                 trace_decap(&mut cx.tracer, b, p, e.sw_if);
             }
             if e.learn {
-                learn(&self.learn, &mut self.reported, &cx.errors, e, b);
+                learn(&self.learn, &mut self.reported, &cx.errors, e, b, cx.now);
             }
         }
         cx.interfaces.rx_many(run_if, run_pkts, run_bytes);
