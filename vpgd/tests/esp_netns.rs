@@ -26,8 +26,14 @@ use vpg_io::netns::{self, NetNs};
 
 /// Key material (AES-128 key ‖ salt) of generation `g` for traffic from node `from` (1 or 2).
 fn key(g: u8, from: u8) -> String {
+    worker_key(g, from, 0)
+}
+
+/// The key of worker `w`'s SA: each outbound SA has its own (vpgd refuses two outbound SAs
+/// under one key, which would repeat nonces).
+fn worker_key(g: u8, from: u8, w: u8) -> String {
     (0..20u8)
-        .map(|i| format!("{:02x}", i.wrapping_mul(7) ^ (g << 4) ^ from))
+        .map(|i| format!("{:02x}", i.wrapping_mul(7) ^ (g << 4) ^ from ^ (w << 2)))
         .collect()
 }
 
@@ -281,8 +287,8 @@ fn two_vpgd_nodes_encrypt_vxlan_with_one_sa_per_worker_and_rotate_without_loss()
         let o = 3 - n;
         for w in 0..2u8 {
             let base = 100 * u32::from(g) + 10 * u32::from(w);
-            v.sa(base + 1, &spi(g, o, w), "out", &key(g, n), g, Some(w));
-            v.sa(base + 2, &spi(g, n, w), "in", &key(g, o), g, Some(w));
+            v.sa(base + 1, &spi(g, o, w), "out", &worker_key(g, n, w), g, Some(w));
+            v.sa(base + 2, &spi(g, n, w), "in", &worker_key(g, o, w), g, Some(w));
         }
     };
     let out_sas = |g: u32| [format!("{}", 100 * g + 1), format!("{}", 100 * g + 11)];
