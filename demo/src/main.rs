@@ -744,11 +744,7 @@ fn rotate_key(
     pod_ns: &BTreeMap<String, String>,
 ) -> Result<(Cell, traffic::Outcome)> {
     let (a, b) = ("shop/client-1", "shop/client-2");
-    let get = |m: &BTreeMap<String, String>, k: &str| {
-        m.get(k)
-            .cloned()
-            .ok_or_else(|| anyhow!("the rotation step needs pod {k} in the manifests"))
-    };
+    let get = |m: &BTreeMap<String, String>, k: &str| pod_entry(m, k, "rotation");
     let key_ids = |n: &Node| -> Vec<u64> {
         serde_json::from_str::<Value>(&n.vpgctl(bins, &["--json", "show", "esp", "sa"]))
             .ok()
@@ -823,6 +819,13 @@ fn rotate_key(
     ))
 }
 
+/// Pod `k`'s entry in `m` (its address or namespace), which the demo's `step` needs.
+fn pod_entry(m: &BTreeMap<String, String>, k: &str, step: &str) -> Result<String> {
+    m.get(k)
+        .cloned()
+        .ok_or_else(|| anyhow!("the {step} step needs pod {k} in the manifests"))
+}
+
 /// Pings `dst` from netns `ns` `count` times, every 20 ms, in a thread: (transmitted, received).
 fn pinger(ns: String, dst: String, count: u32) -> std::thread::JoinHandle<Result<(u32, u32)>> {
     std::thread::spawn(move || -> Result<(u32, u32)> {
@@ -864,11 +867,7 @@ fn restart_vpgd(
     pod_ns: &BTreeMap<String, String>,
 ) -> Result<(Cell, traffic::Outcome)> {
     let (a, b) = ("shop/client-1", "shop/client-2");
-    let get = |m: &BTreeMap<String, String>, k: &str| {
-        m.get(k)
-            .cloned()
-            .ok_or_else(|| anyhow!("the restart step needs pod {k} in the manifests"))
-    };
+    let get = |m: &BTreeMap<String, String>, k: &str| pod_entry(m, k, "restart");
     let (n1, n2) = (&nodes[0], &nodes[1]);
     let sas = |n: &Node| -> Vec<Value> {
         serde_json::from_str::<Value>(&n.vpgctl(bins, &["--json", "show", "esp", "sa"]))

@@ -183,6 +183,15 @@ impl Node {
             .collect()
     }
 
+    /// SA `id`'s sequence state (what vpgd's sequence file keeps).
+    fn sequence(&self, id: u32) -> vpg_esp::SaSequence {
+        self.esp
+            .sequences()
+            .into_iter()
+            .find(|s| s.id == id)
+            .unwrap()
+    }
+
     fn encrypt_counters(&mut self, sa: u32) -> vpg_esp::SaCounters {
         let gen = self.esp.sas().iter().find(|e| e.id == sa).unwrap().gen;
         let n = self.h.rt.node_mut::<EspEncrypt>(ENCRYPT_NODE).unwrap();
@@ -679,13 +688,7 @@ fn reserved_sequence_numbers_limit_and_continue() {
             now,
         )
         .unwrap();
-    let seq = |a: &Node| {
-        a.esp
-            .sequences()
-            .into_iter()
-            .find(|s| s.id == out_id(3))
-            .unwrap()
-    };
+    let seq = |a: &Node| a.sequence(out_id(3));
     // Published before any reservation: nothing leaves.
     a.protect(vec![out_id(3)]);
     a.h.send(POD_IF, a.pod_frames(0, 2));
@@ -731,13 +734,7 @@ fn reserved_sequence_numbers_limit_and_continue() {
     assert_eq!(seq(&a).shared.seq_limit(), 2000);
     b.h.send(UPLINK, w.clone());
     assert_eq!(tags(&b.h.captured(POD_IF)), vec![3, 4]);
-    let in_seq = |b: &Node| {
-        b.esp
-            .sequences()
-            .into_iter()
-            .find(|s| s.id == in_id(3))
-            .unwrap()
-    };
+    let in_seq = |b: &Node| b.sequence(in_id(3));
     assert_eq!(in_seq(&b).shared.seq_used(), 1005, "how far b accepted");
 
     // b restarts with its inbound SA: given how far it had accepted, its window refuses every

@@ -1,57 +1,14 @@
 //! DataPlane transactions: all-or-nothing, ports installed only on commit, traffic through the
 //! workers after a commit.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use vpg_graph::pg::{PgCapture, PgInput, Stream, PG_INPUT};
-use vpg_graph::{GraphSpec, InterfaceOutput, Runtime, WorkerOptions, Workers, INTERFACE_OUTPUT};
+use vpg_graph::pg::PgInput;
+use vpg_graph::{GraphSpec, WorkerOptions, Workers};
 use vpg_ip4::RoutePath;
-use vpgd::dataplane::{DataPlane, DpError, Installer, Op, OpResult, PortBackend};
+use vpgd::dataplane::{DataPlane, DpError, Op, OpResult};
 
-/// Captured packets per host interface.
-type Captures = Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>;
-
-/// Ports are pg captures; attaching "bad*" fails like a missing host interface.
-#[derive(Clone, Default)]
-struct PgPorts {
-    captures: Captures,
-    attached: Arc<Mutex<Vec<String>>>,
-}
-
-impl PortBackend for PgPorts {
-    fn host_mac(&self, _: &str) -> Option<[u8; 6]> {
-        None
-    }
-    fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String> {
-        if host_if.starts_with("bad") {
-            return Err("no such device".into());
-        }
-        let mut v: Vec<Installer> = Vec::new();
-        for _ in 0..workers {
-            let (dev, rx) = PgCapture::new();
-            self.captures
-                .lock()
-                .unwrap()
-                .push((host_if.to_string(), rx));
-            let attached = self.attached.clone();
-            let name = host_if.to_string();
-            v.push(Box::new(move |rt: &mut Runtime, sw_if| {
-                rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
-                    .unwrap()
-                    .set_device(sw_if, Some(Box::new(dev)));
-                attached.lock().unwrap().push(name);
-            }));
-        }
-        Ok(v)
-    }
-    fn detach(&self) -> Installer {
-        Box::new(|rt: &mut Runtime, sw_if| {
-            rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
-                .unwrap()
-                .set_device(sw_if, None)
-        })
-    }
-}
+mod pg;
+use pg::{send_udp, PgPorts};
 
 fn dataplane() -> (DataPlane, PgPorts) {
     let mut g = GraphSpec::new();
@@ -193,34 +150,11 @@ fn traffic_flows_after_commit() {
         path: via,
     }])
     .unwrap();
-    let frame = vpg_graph::pg::StreamTemplate::udp4(
-        [2, 0, 0, 0, 9, 1],
-        [2, 0, 0, 0, 0, 1],
-        "10.0.1.2".parse().unwrap(),
-        "172.16.5.5".parse().unwrap(),
-        64,
-    )
-    .build();
-    dp.workers()
-        .exec(0, move |rt| {
-            rt.node_mut::<PgInput>(PG_INPUT)
-                .unwrap()
-                .add_stream(Stream::new("t", 0, frame).with_limit(100))
-        })
-        .unwrap();
-    let rx = ports
-        .captures
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(h, _)| h == "b")
-        .unwrap()
-        .1
-        .clone();
+    send_udp(&dp, 0, 100);
     let mut got = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while got < 100 && std::time::Instant::now() < deadline {
-        got += rx.try_iter().count();
+        got += ports.captured("b");
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(got, 100);
@@ -299,34 +233,11 @@ fn ops(items: Vec<vpg_api::ConfigItem>) -> Vec<Op> {
 
 /// Sends `n` packets towards 172.16.5.5 and returns the ESP sequence numbers leaving on "b".
 fn esp_seqs(dp: &DataPlane, ports: &PgPorts, n: u64) -> Vec<u32> {
-    let frame = vpg_graph::pg::StreamTemplate::udp4(
-        [2, 0, 0, 0, 9, 1],
-        [2, 0, 0, 0, 0, 1],
-        "10.0.1.2".parse().unwrap(),
-        "172.16.5.5".parse().unwrap(),
-        64,
-    )
-    .build();
-    dp.workers()
-        .exec(0, move |rt| {
-            rt.node_mut::<PgInput>(PG_INPUT)
-                .unwrap()
-                .add_stream(Stream::new("esp", 0, frame).with_limit(n))
-        })
-        .unwrap();
-    let rx = ports
-        .captures
-        .lock()
-        .unwrap()
-        .iter()
-        .rfind(|(h, _)| h == "b")
-        .unwrap()
-        .1
-        .clone();
+    send_udp(dp, 0, n);
     let mut seqs = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while (seqs.len() as u64) < n && std::time::Instant::now() < deadline {
-        for f in rx.try_iter() {
+        for f in ports.frames("b") {
             assert_eq!(f[23], 50, "ESP");
             seqs.push(u32::from_be_bytes(f[38..42].try_into().unwrap()));
         }

@@ -287,8 +287,22 @@ fn two_vpgd_nodes_encrypt_vxlan_with_one_sa_per_worker_and_rotate_without_loss()
         let o = 3 - n;
         for w in 0..2u8 {
             let base = 100 * u32::from(g) + 10 * u32::from(w);
-            v.sa(base + 1, &spi(g, o, w), "out", &worker_key(g, n, w), g, Some(w));
-            v.sa(base + 2, &spi(g, n, w), "in", &worker_key(g, o, w), g, Some(w));
+            v.sa(
+                base + 1,
+                &spi(g, o, w),
+                "out",
+                &worker_key(g, n, w),
+                g,
+                Some(w),
+            );
+            v.sa(
+                base + 2,
+                &spi(g, n, w),
+                "in",
+                &worker_key(g, o, w),
+                g,
+                Some(w),
+            );
         }
     };
     let out_sas = |g: u32| [format!("{}", 100 * g + 1), format!("{}", 100 * g + 11)];

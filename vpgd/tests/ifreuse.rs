@@ -2,70 +2,13 @@
 //! interfaces that exist at once, and a reused index starts clean (counters at zero, nothing of
 //! the old interface's routes, neighbors, ACL lists and sessions, NAT44 role, features).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vpg_api::ConfigItem;
-use vpg_graph::pg::{PgCapture, PgInput, Stream, StreamTemplate, PG_INPUT};
-use vpg_graph::{InterfaceOutput, Runtime, Time, WorkerOptions, Workers, INTERFACE_OUTPUT};
-use vpgd::dataplane::{DataPlane, DpError, Installer, Op, OpResult, PortBackend};
+use vpg_graph::{Time, WorkerOptions, Workers};
+use vpgd::dataplane::{DataPlane, DpError, Op, OpResult};
 
-/// Captured packets per host interface.
-type Captures = Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>;
-
-/// Ports are pg captures; attaching "bad*" fails like a missing host interface. Counts the
-/// devices installed and not yet removed, per worker.
-#[derive(Clone, Default)]
-struct PgPorts {
-    captures: Captures,
-}
-
-impl PortBackend for PgPorts {
-    fn host_mac(&self, _: &str) -> Option<[u8; 6]> {
-        None
-    }
-    fn attach(&mut self, host_if: &str, workers: usize) -> Result<Vec<Installer>, String> {
-        if host_if.starts_with("bad") {
-            return Err("no such device".into());
-        }
-        let mut v: Vec<Installer> = Vec::new();
-        for _ in 0..workers {
-            let (dev, rx) = PgCapture::new();
-            self.captures
-                .lock()
-                .unwrap()
-                .push((host_if.to_string(), rx));
-            v.push(Box::new(move |rt: &mut Runtime, sw_if| {
-                let o = rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT).unwrap();
-                assert!(
-                    o.take_device(sw_if).is_none(),
-                    "the old device of {sw_if} left before the new one came"
-                );
-                o.set_device(sw_if, Some(Box::new(dev)));
-            }));
-        }
-        Ok(v)
-    }
-    fn detach(&self) -> Installer {
-        Box::new(|rt: &mut Runtime, sw_if| {
-            rt.node_mut::<InterfaceOutput>(INTERFACE_OUTPUT)
-                .unwrap()
-                .set_device(sw_if, None)
-        })
-    }
-}
-
-impl PgPorts {
-    /// Packets captured so far on `host_if` (every worker's capture).
-    fn captured(&self, host_if: &str) -> usize {
-        self.captures
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(h, _)| h == host_if)
-            .map(|(_, rx)| rx.try_iter().count())
-            .sum()
-    }
-}
+mod pg;
+use pg::{send_udp, PgPorts};
 
 /// vpgd's whole graph on two workers.
 fn dataplane(max: usize) -> (DataPlane, PgPorts) {
@@ -294,21 +237,7 @@ fn dress_up_1(dp: &mut DataPlane) {
 
 /// 100 UDP packets from 10.0.1.2 to 172.16.5.5 into interface 0, on worker 1.
 fn send(dp: &DataPlane) {
-    let frame = StreamTemplate::udp4(
-        [2, 0, 0, 0, 9, 1],
-        [2, 0, 0, 0, 0, 1],
-        "10.0.1.2".parse().unwrap(),
-        "172.16.5.5".parse().unwrap(),
-        64,
-    )
-    .build();
-    dp.workers()
-        .exec(1, move |rt| {
-            rt.node_mut::<PgInput>(PG_INPUT)
-                .unwrap()
-                .add_stream(Stream::new("t", 0, frame).with_limit(100))
-        })
-        .unwrap();
+    send_udp(dp, 1, 100);
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
