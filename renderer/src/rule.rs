@@ -178,22 +178,26 @@ pub fn subtract(cidr: Ipv4Net, except: &[Ipv4Net]) -> Vec<Ipv4Net> {
 /// disjoint, so every prefix of an exact cover lies inside one maximal prefix, and each maximal
 /// prefix needs one of its own.
 pub fn cover(nets: impl IntoIterator<Item = Ipv4Net>) -> Vec<Ipv4Net> {
-    // Inclusive ranges in u64 so the end of 255.255.255.255 does not wrap.
-    let mut ranges: Vec<(u64, u64)> = nets
-        .into_iter()
-        .map(|n| {
-            let lo = u64::from(n.addr);
-            (lo, lo + (1u64 << (32 - u32::from(n.len))) - 1)
-        })
-        .collect();
-    ranges.sort_unstable();
+    let mut v: Vec<Ipv4Net> = nets.into_iter().collect();
+    v.sort_unstable();
     let mut out = Vec::new();
+    cover_sorted(&v, |n| out.push(n));
+    out
+}
+
+/// [`cover`] of prefixes sorted by address, each output prefix handed to `emit`.
+fn cover_sorted(nets: &[Ipv4Net], mut emit: impl FnMut(Ipv4Net)) {
+    // Inclusive ranges in u64 so the end of 255.255.255.255 does not wrap.
+    let range = |n: &Ipv4Net| {
+        let lo = u64::from(n.addr);
+        (lo, lo + (1u64 << (32 - u32::from(n.len))) - 1)
+    };
     let mut i = 0;
-    while i < ranges.len() {
-        let (lo, mut hi) = ranges[i];
+    while i < nets.len() {
+        let (lo, mut hi) = range(&nets[i]);
         i += 1;
-        while i < ranges.len() && ranges[i].0 <= hi + 1 {
-            hi = hi.max(ranges[i].1);
+        while i < nets.len() && range(&nets[i]).0 <= hi + 1 {
+            hi = hi.max(range(&nets[i]).1);
             i += 1;
         }
         let mut at = lo;
@@ -207,14 +211,13 @@ pub fn cover(nets: impl IntoIterator<Item = Ipv4Net>) -> Vec<Ipv4Net> {
             while at + size - 1 > hi {
                 size >>= 1;
             }
-            out.push(Ipv4Net {
+            emit(Ipv4Net {
                 addr: at as u32,
                 len: (32 - size.trailing_zeros()) as u8,
             });
             at += size;
         }
     }
-    out
 }
 
 /// The address of a rule that aggregation merges; the other fields are the group's key.
@@ -241,13 +244,27 @@ impl Field {
         }
     }
 
-    /// Everything of the rule but this field: rules with equal keys differ only in it.
-    fn key(self, r: &Rule) -> (Action, Ipv4Net, Protocol, PortRange, PortRange) {
-        let other = match self {
-            Field::Src => r.dst,
-            Field::Dst => r.src,
+    /// Everything of the rule but this field, packed (rules with equal keys differ only in
+    /// it), then the field: one integer comparison per step of the sort.
+    fn key(self, r: &Rule) -> (u128, u64) {
+        let (other, this) = match self {
+            Field::Src => (r.dst, r.src),
+            Field::Dst => (r.src, r.dst),
         };
-        (r.action, other, r.protocol, r.src_ports, r.dst_ports)
+        let proto = match r.protocol {
+            Protocol::Any => 0u128,
+            p => 1 + u128::from(p.number().unwrap_or(0)),
+        };
+        let action = u128::from(r.action == Action::Deny);
+        let group = action << 127
+            | u128::from(other.addr) << 95
+            | u128::from(other.len) << 89
+            | proto << 80
+            | u128::from(r.src_ports.lo) << 64
+            | u128::from(r.src_ports.hi) << 48
+            | u128::from(r.dst_ports.lo) << 32
+            | u128::from(r.dst_ports.hi) << 16;
+        (group, u64::from(this.addr) << 8 | u64::from(this.len))
     }
 }
 
@@ -259,23 +276,28 @@ impl Field {
 /// iff its address is in the union, which the cover keeps exactly. The order stays a linear
 /// extension of "is a subset of" because the list is sorted again.
 pub(crate) fn aggregate(rules: &mut Vec<Rule>, field: Field) {
-    rules.sort_unstable_by(|a, b| {
-        field
-            .key(a)
-            .cmp(&field.key(b))
-            .then(field.get(a).cmp(&field.get(b)))
-    });
-    let mut out = Vec::with_capacity(rules.len());
-    for group in rules.chunk_by(|a, b| field.key(a) == field.key(b)) {
-        let first = group[0];
-        out.extend(
-            cover(group.iter().map(|r| field.get(r)))
-                .into_iter()
-                .map(|n| field.with(&first, n)),
-        );
+    // Keys computed once: the sort then compares integers only.
+    let mut keyed: Vec<(u128, u64, Rule)> = rules
+        .iter()
+        .map(|r| {
+            let (g, a) = field.key(r);
+            (g, a, *r)
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|&(g, a, _)| (g, a));
+    rules.clear();
+    let mut nets = Vec::new();
+    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].2;
+        if let [_] = group {
+            rules.push(first);
+            continue;
+        }
+        nets.clear();
+        nets.extend(group.iter().map(|e| field.get(&e.2)));
+        cover_sorted(&nets, |n| rules.push(field.with(&first, n)));
     }
-    out.sort_unstable_by(Rule::specificity_cmp);
-    *rules = out;
+    rules.sort_unstable_by(Rule::specificity_cmp);
 }
 
 /// An IP protocol as rules name it.
