@@ -11,7 +11,11 @@ services -- and times, with the agent's status socket as the clock's stop signal
   vpgd restart    vpgd killed and started again -> the agent has replayed everything
 
 Each restart figure is the median of --runs runs. Needs root (network namespaces).
-Usage: scripts/agent-bench.py [--pods 1000] [--policies 100] [--runs 5] [--no-build] [--json]
+--egress-all swaps the policies' egress for the mix where most policies allow egress to every
+pod of the cluster (`namespaceSelector: {}`), the one `vpg_renderer::synth::egress_all` and the
+renderer's `egress-all` bench render; the node's table sizes (`vpg-agent render`) are printed.
+Usage: scripts/agent-bench.py [--pods 1000] [--policies 100] [--runs 5] [--egress-all]
+                              [--no-build] [--json]
 """
 
 import argparse
@@ -46,7 +50,7 @@ def pod_ip(i):
     return f"10.1.{n // 256}.{n % 256}"
 
 
-def manifests(pods, policies):
+def manifests(pods, policies, egress_all=False):
     docs = []
     for n in range(NAMESPACES):
         docs.append(
@@ -57,9 +61,8 @@ def manifests(pods, policies):
             {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
              "spec": {"podCIDR": cidr},
              "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})
-    # DNS, on the other node, which the policies' egress allows (the usual pattern; an egress
-    # to `namespaceSelector: {}` would instead put pods x pods rules in the global table, see
-    # docs/agent.md).
+    # DNS, on the other node, which the policies' egress allows (the usual pattern; with
+    # --egress-all their egress reaches every pod instead, see docs/agent.md).
     docs.append({"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": "kube-system",
                               "labels": {"kubernetes.io/metadata.name": "kube-system"}}})
@@ -92,13 +95,14 @@ def manifests(pods, policies):
              "subsets": [{"addresses": [{"ip": ip, "nodeName": "n1"} for ip in eps],
                           "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]})
     for j in range(policies):
-        docs.append(policy(j))
+        docs.append(policy(j, egress_all))
     return docs
 
 
-def policy(j):
+def policy(j, egress_all=False):
     """A mix as clusters have them: ingress by pod and namespace selectors with ports, egress to
-    ip blocks, some both."""
+    ip blocks, some both. With egress_all, nine policies in ten let their pods open connections
+    to every pod (and to an outside block on 443) instead."""
     spec = {"podSelector": {"matchLabels": {"app": f"a{j % APPS}"}}}
     kinds = []
     if j % 3 != 2:
@@ -110,7 +114,15 @@ def policy(j):
         spec["ingress"] = [{"from": peers,
                             "ports": [{"protocol": "TCP", "port": 8000 + j},
                                       {"protocol": "UDP", "port": 9000 + j}]}]
-    if j % 3 != 0:
+    if egress_all:
+        if j % 10 != 0:
+            kinds.append("Egress")
+            b = 16 + j % 16
+            spec["egress"] = [{"to": [{"namespaceSelector": {}}]},
+                              {"to": [{"ipBlock": {"cidr": f"172.{b}.0.0/16",
+                                                   "except": [f"172.{b}.1.0/24"]}}],
+                               "ports": [{"protocol": "TCP", "port": 443}]}]
+    elif j % 3 != 0:
         kinds.append("Egress")
         spec["egress"] = [{"to": [{"ipBlock": {"cidr": f"10.{j % 250}.0.0/16",
                                                "except": [f"10.{j % 250}.1.0/24"]}}],
@@ -191,7 +203,7 @@ class Node:
         os.makedirs(os.path.join(self.d, "cni", "pods"))
         with open(os.path.join(self.d, "m", "cluster.json"), "w") as f:
             json.dump({"apiVersion": "v1", "kind": "List",
-                       "items": manifests(a.pods, a.policies)}, f)
+                       "items": manifests(a.pods, a.policies, a.egress_all)}, f)
         for i in range(a.pods):
             rec = {"version": 1, "network": "vpg", "containerId": f"c{i}",
                    "podNamespace": f"ns{i % NAMESPACES}", "podName": f"p{i}",
@@ -293,6 +305,16 @@ probe_ms = 100
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
 
+def table_sizes(node):
+    """Rules the node's tables hold, from `vpg-agent render` on the manifest."""
+    out = subprocess.run(
+        [node.bin["vpg-agent"], "render", "--cluster", os.path.join(node.d, "m", "cluster.json"),
+         "--node", "n1", "--json"], check=True, capture_output=True).stdout
+    t = json.loads(out)
+    return {"local_rules": sum(len(x["rules"]) for x in t["local_tables"]),
+            "global_rules": len(t["global_table"]["rules"])}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pods", type=int, default=1000)
@@ -302,6 +324,8 @@ def main():
     ap.add_argument("--debounce-ms", type=int, default=50)
     ap.add_argument("--retire-ms", type=int, default=10,
                     help="vpgd's [afpacket] retire_ms: every RX ring's block timer fires this often")
+    ap.add_argument("--egress-all", action="store_true",
+                    help="most policies allow egress to every pod (namespaceSelector: {})")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -322,6 +346,7 @@ def main():
     res = {"pods": args.pods, "policies": args.policies, "runs": args.runs}
     try:
         node.setup()
+        res.update(table_sizes(node))
         node.start_vpgd()
         t0 = time.monotonic()
         node.start_agent()
@@ -389,7 +414,8 @@ def main():
         print(json.dumps(res))
         return
     print(f"node: {res['pods']} pods, {res['policies']} policies, {res['local_tables']} local "
-          f"tables, {res['objects']} vpgd objects; {args.runs} runs each, medians (range)")
+          f"tables ({res['local_rules']} rules), global table {res['global_rules']} rules, "
+          f"{res['objects']} vpgd objects; {args.runs} runs each, medians (range)")
     print(f"  cold start to in-sync        {res['cold_start_s']:.2f} s "
           f"({res['cold_changes']} changes)")
 

@@ -3,6 +3,10 @@
 //! policies, pods spread over 100 nodes. An event's cost must not grow with the square of the
 //! pods: compare the two scales. Then provenance on demand (`explain`) at both scales.
 //!
+//! `egress-all`: the policy mix where most policies allow egress to every pod of the cluster
+//! (`synth::egress_all`, 1,000 pods on two nodes, 100 policies), rendered on `n1`; the table
+//! sizes it gives (peer addresses aggregated into prefixes, and without) are printed first.
+//!
 //! `cargo bench -p vpg-renderer --bench render` (prints the memory of each rendered state on
 //! stderr first).
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
@@ -12,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use vpg_renderer::synth::{cluster, labels, pod, policy};
+use vpg_renderer::synth::{cluster, egress_all, labels, pod, policy};
 use vpg_renderer::{Pod, Renderer};
 
 fn rss_kib() -> Option<u64> {
@@ -39,6 +43,28 @@ fn report_memory() {
         );
         drop(r);
     }
+    let c = egress_all(1_000, 100);
+    let r = Renderer::render("n1", &c);
+    let t = r.tables();
+    let rules: usize = t.local_tables.iter().map(|t| t.rules.len()).sum();
+    eprintln!(
+        "egress-all 1000 pods / 100 policies, n1: {} local tables ({} rules), global table {} rules, {} rules in all, {} bytes of JSON",
+        t.local_tables.len(),
+        rules,
+        t.global_table.rules.len(),
+        rules + t.global_table.rules.len(),
+        serde_json::to_string(&t).map_or(0, |s| s.len()),
+    );
+}
+
+fn egress(c: &mut Criterion) {
+    let mut g = c.benchmark_group("egress-all");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let cl = egress_all(1_000, 100);
+    g.bench_function("render-full/1000", |b| {
+        b.iter(|| black_box(Renderer::render("n1", &cl)))
+    });
+    g.finish();
 }
 
 fn full(c: &mut Criterion) {
@@ -155,7 +181,7 @@ fn explain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, full, events, explain);
+criterion_group!(benches, full, events, explain, egress);
 
 fn main() {
     report_memory();

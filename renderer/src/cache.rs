@@ -305,6 +305,23 @@ impl Renderer {
         }
     }
 
+    /// A renderer for `node` that keeps every peer as the /32 (or ipBlock piece) it was
+    /// emitted as, instead of aggregating peers into prefixes (`aggregate: true` is
+    /// [`Renderer::new`]). The tables decide every packet the same either way; this is for
+    /// comparisons and measurements.
+    pub fn with_aggregation(node: &str, aggregate: bool) -> Renderer {
+        let mut r = Renderer::new(node);
+        r.idx.aggregate = aggregate;
+        r
+    }
+
+    /// [`Renderer::render`] with the aggregation choice of [`Renderer::with_aggregation`].
+    pub fn render_with_aggregation(node: &str, cluster: &Cluster, aggregate: bool) -> Renderer {
+        let mut r = Renderer::with_aggregation(node, aggregate);
+        let _ = r.apply(snapshot_ops(cluster));
+        r
+    }
+
     /// The node this renderer renders.
     pub fn node(&self) -> &str {
         &self.idx.node
@@ -331,7 +348,7 @@ impl Renderer {
     /// desired state, exactly as after an uninterrupted history.
     pub fn resync(&mut self, cluster: &Cluster, dataplane: &NodeTables) -> Changes {
         let node = self.idx.node.clone();
-        *self = Renderer::new(&node);
+        *self = Renderer::with_aggregation(&node, self.idx.aggregate);
         let c = self.apply(snapshot_ops(cluster));
         let desired = self.tables();
         let mut changes = Changes {

@@ -124,6 +124,9 @@ pub(crate) struct Index {
     open_named: FastSet<PolicyId>,
     /// Pods on this node (with an IP).
     pub local_pods: FastSet<PodId>,
+    /// Whether peer addresses are aggregated into prefixes (`rule::aggregate`); a rendering
+    /// option kept here because every table function reads the index.
+    pub aggregate: bool,
 }
 
 fn empty_labels() -> &'static Labels {
@@ -150,6 +153,7 @@ impl Index {
             named_ports: Default::default(),
             open_named: Default::default(),
             local_pods: Default::default(),
+            aggregate: true,
         }
     }
 

@@ -7,7 +7,7 @@
 //! | [`model`] | input records: [`Namespace`], [`Pod`], [`Cluster`] |
 //! | [`policy`] | `networking.k8s.io/v1` NetworkPolicy `spec` as serde types, and their checks |
 //! | [`selector`] | label selectors |
-//! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting |
+//! | [`rule`] | the output: [`Rule`], [`Ipv4Net`], [`Protocol`], [`PortRange`], `except` splitting, peer aggregation ([`cover`]) |
 //! | [`acl_backend`] | [`AclBackend`]: tables and [`Changes`] → `vpg-acl` ACLs and interface lists, one change set per transaction |
 //! | [`cache`] | [`Renderer`]: transactions, shared local tables, the global table, [`Changes`], resync |
 //! | [`provenance`] | which policy (and rule) each table rule comes from, derived on demand: [`Renderer::explain`], [`Renderer::explain_pod`] |
@@ -47,5 +47,5 @@ pub use error::{LoadError, ParseError, PolicyError};
 pub use model::{Cluster, ContainerPort, Namespace, ObjectKey, Pod, PodKey, PolicyKey};
 pub use policy::{NetworkPolicy, NetworkPolicySpec};
 pub use provenance::{Explained, ExplainedRule, ExplainedTable, Origin, PodExplained, Role};
-pub use rule::{first_match, subtract, Action, Ipv4Net, PortRange, Protocol, Rule};
+pub use rule::{cover, first_match, subtract, Action, Ipv4Net, PortRange, Protocol, Rule};
 pub use tables::PodRules;

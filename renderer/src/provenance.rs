@@ -10,10 +10,12 @@
 //! What the origins of a rule mean, by its [`Role`]:
 //!
 //! - `ingress` (a permit of the destination pod's ingress section): every policy rule that
-//!   emits exactly this rule (same source, protocol and ports). Two policies admitting the same
-//!   peer on the same ports are both named.
+//!   emits this rule or a piece of it (same protocol and ports, a source inside its prefix:
+//!   peers are aggregated into prefixes, `rule::aggregate`). Two policies admitting the same
+//!   peer on the same ports are both named; a prefix made of several policies' peers names
+//!   them all, each admitting some of its addresses.
 //! - `egress` in the global table (a permit of local pod `pod`'s section): likewise, its egress
-//!   rules that emit exactly this rule.
+//!   rules that emit this rule or a piece of it (a destination inside its prefix).
 //! - `egress` in a local table (where `pod`'s egress meets the destination's ingress; the rule
 //!   admits their intersection): the egress rules of `pod` that admit the destination and the
 //!   ingress rules of the destination that admit `pod` whose ports overlap the rule's. Port
@@ -38,7 +40,7 @@ use crate::cache::Renderer;
 use crate::index::{Dir, Index, PodEntry, PodId, PolicyId};
 use crate::model::PodKey;
 use crate::ports::{section, PortSet};
-use crate::rule::{Action, Ipv4Net, Rule};
+use crate::rule::{Action, Field, Ipv4Net, Rule};
 use crate::tables;
 
 /// Which rule list of a policy, Kubernetes words.
@@ -187,6 +189,27 @@ fn tag_map(raw: &[Rule], spans: &tables::Spans, dir: Dir) -> HashMap<Rule, BTree
     m
 }
 
+/// Per rule of a section's permits as `tables::finish` left them, the tags of the emitted
+/// rules it took in. Each emitted rule lies in exactly one of them: aggregation keeps every
+/// field but `field`, and the prefixes it makes of one group are disjoint and each maximal, so
+/// an emitted prefix sits inside exactly one (`rule::cover`); walking up from the emitted
+/// prefix finds it. Without aggregation that is the emitted rule itself.
+fn fold(rules: &[Rule], tags: &HashMap<Rule, BTreeSet<Tag>>, field: Field) -> Vec<BTreeSet<Tag>> {
+    let at: HashMap<Rule, usize> = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let mut out = vec![BTreeSet::new(); rules.len()];
+    for (r, t) in tags {
+        let n = field.get(r);
+        let hit = (0..=n.prefix_len()).rev().find_map(|len| {
+            let p = Ipv4Net::new(n.addr(), len)?;
+            at.get(&field.with(r, p))
+        });
+        if let Some(&i) = hit {
+            out[i].extend(t.iter().copied());
+        }
+    }
+    out
+}
+
 /// The egress rules of local pod `a` that admit pod `b`, with the ports each admits there
 /// (`tables::egress_ports` rule by rule).
 fn egress_sets(idx: &Index, a: &PodEntry, b_id: PodId, b: &PodEntry) -> Vec<(Tag, PortSet)> {
@@ -284,15 +307,16 @@ impl<'a> Ctx<'a> {
             decided.push(a_ip);
         }
         decided.sort_unstable();
+        decided.dedup();
         if let Some(k) = &ingress {
             let mut raw = Vec::new();
             let mut spans = Vec::new();
             tables::ingress_permits(idx, k, &mut raw, Some(&mut spans));
             let tags = tag_map(&raw, &spans, Dir::Ingress);
-            tables::sort_dedup(&mut raw);
-            for r in raw {
-                if r.src.prefix_len() != 32 || decided.binary_search(&r.src.addr()).is_err() {
-                    let t = tags.get(&r).cloned().unwrap_or_default();
+            tables::finish(idx, &mut raw, Field::Src);
+            let folded = fold(&raw, &tags, Field::Src);
+            for (r, t) in raw.into_iter().zip(folded) {
+                if !tables::shadowed(r.src, &decided) {
                     out.push((r, Src::new(Role::Ingress, None, t)));
                 }
             }
@@ -326,14 +350,10 @@ impl<'a> Ctx<'a> {
             let mut raw = Vec::new();
             let mut spans = Vec::new();
             tables::egress_permits_raw(idx, a, &qs, &mut raw, Some(&mut spans));
-            let tags = tag_map(&raw, &spans, Dir::Egress);
-            for r in sec.iter() {
+            let tags = fold(sec, &tag_map(&raw, &spans, Dir::Egress), Field::Dst);
+            for (r, t) in sec.iter().zip(tags) {
                 let src = if r.action == Action::Permit {
-                    Src::new(
-                        Role::Egress,
-                        Some(a_id),
-                        tags.get(r).cloned().unwrap_or_default(),
-                    )
+                    Src::new(Role::Egress, Some(a_id), t)
                 } else {
                     Src::new(Role::Isolation, Some(a_id), isolating(idx, a, Dir::Egress))
                 };

@@ -169,6 +169,137 @@ pub fn subtract(cidr: Ipv4Net, except: &[Ipv4Net]) -> Vec<Ipv4Net> {
     pieces
 }
 
+/// The fewest prefixes whose union is exactly the union of `nets`: disjoint, in address order.
+///
+/// No address outside the inputs is added (a peer list never widens to a pod CIDR, where an
+/// unselected pod may hold an address). Overlapping and adjacent inputs merge into ranges;
+/// each range is cut from its low end into the largest aligned block that fits. The result is
+/// the set of maximal prefixes inside the union, which is the minimum: prefixes are nested or
+/// disjoint, so every prefix of an exact cover lies inside one maximal prefix, and each maximal
+/// prefix needs one of its own.
+pub fn cover(nets: impl IntoIterator<Item = Ipv4Net>) -> Vec<Ipv4Net> {
+    let mut v: Vec<Ipv4Net> = nets.into_iter().collect();
+    v.sort_unstable();
+    let mut out = Vec::new();
+    cover_sorted(&v, |n| out.push(n));
+    out
+}
+
+/// [`cover`] of prefixes sorted by address, each output prefix handed to `emit`.
+fn cover_sorted(nets: &[Ipv4Net], mut emit: impl FnMut(Ipv4Net)) {
+    // Inclusive ranges in u64 so the end of 255.255.255.255 does not wrap.
+    let range = |n: &Ipv4Net| {
+        let lo = u64::from(n.addr);
+        (lo, lo + (1u64 << (32 - u32::from(n.len))) - 1)
+    };
+    let mut i = 0;
+    while i < nets.len() {
+        let (lo, mut hi) = range(&nets[i]);
+        i += 1;
+        while i < nets.len() && range(&nets[i]).0 <= hi + 1 {
+            hi = hi.max(range(&nets[i]).1);
+            i += 1;
+        }
+        let mut at = lo;
+        while at <= hi {
+            // The largest block aligned at `at` (address 0 aligns to everything) that fits.
+            let mut size = if at == 0 {
+                1u64 << 32
+            } else {
+                at & at.wrapping_neg()
+            };
+            while at + size - 1 > hi {
+                size >>= 1;
+            }
+            emit(Ipv4Net {
+                addr: at as u32,
+                len: (32 - size.trailing_zeros()) as u8,
+            });
+            at += size;
+        }
+    }
+}
+
+/// The address of a rule that aggregation merges; the other fields are the group's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// Sources (ingress sections: `peer -> any`).
+    Src,
+    /// Destinations (global-table sections: `pod/32 -> peer`).
+    Dst,
+}
+
+impl Field {
+    pub(crate) fn get(self, r: &Rule) -> Ipv4Net {
+        match self {
+            Field::Src => r.src,
+            Field::Dst => r.dst,
+        }
+    }
+
+    pub(crate) fn with(self, r: &Rule, n: Ipv4Net) -> Rule {
+        match self {
+            Field::Src => Rule { src: n, ..*r },
+            Field::Dst => Rule { dst: n, ..*r },
+        }
+    }
+
+    /// Everything of the rule but this field, packed (rules with equal keys differ only in
+    /// it), then the field: one integer comparison per step of the sort.
+    fn key(self, r: &Rule) -> (u128, u64) {
+        let (other, this) = match self {
+            Field::Src => (r.dst, r.src),
+            Field::Dst => (r.src, r.dst),
+        };
+        let proto = match r.protocol {
+            Protocol::Any => 0u128,
+            p => 1 + u128::from(p.number().unwrap_or(0)),
+        };
+        let action = u128::from(r.action == Action::Deny);
+        let group = action << 127
+            | u128::from(other.addr) << 95
+            | u128::from(other.len) << 89
+            | proto << 80
+            | u128::from(r.src_ports.lo) << 64
+            | u128::from(r.src_ports.hi) << 48
+            | u128::from(r.dst_ports.lo) << 32
+            | u128::from(r.dst_ports.hi) << 16;
+        (group, u64::from(this.addr) << 8 | u64::from(this.len))
+    }
+}
+
+/// Replaces the rules that differ only in `field` by one rule per prefix of the [`cover`] of
+/// their addresses, then sorts by [`Rule::specificity_cmp`] (duplicates disappear).
+///
+/// For a run of rules of one action (the permits of a section), first match is "some rule
+/// matches", so the run decides every packet as before: a packet matches a rule of the group
+/// iff its address is in the union, which the cover keeps exactly. The order stays a linear
+/// extension of "is a subset of" because the list is sorted again.
+pub(crate) fn aggregate(rules: &mut Vec<Rule>, field: Field) {
+    // Keys computed once: the sort then compares integers only.
+    let mut keyed: Vec<(u128, u64, Rule)> = rules
+        .iter()
+        .map(|r| {
+            let (g, a) = field.key(r);
+            (g, a, *r)
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|&(g, a, _)| (g, a));
+    rules.clear();
+    let mut nets = Vec::new();
+    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].2;
+        if let [_] = group {
+            rules.push(first);
+            continue;
+        }
+        nets.clear();
+        nets.extend(group.iter().map(|e| field.get(&e.2)));
+        cover_sorted(&nets, |n| rules.push(field.with(&first, n)));
+    }
+    rules.sort_unstable_by(Rule::specificity_cmp);
+}
+
 /// An IP protocol as rules name it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub enum Protocol {
@@ -586,6 +717,172 @@ mod tests {
         assert_eq!(serde_json::from_str::<Rule>(&j).unwrap(), r);
         assert_eq!(r.to_string(), "permit 10.1.0.0/16 -> 0.0.0.0/0:80-90 tcp");
         assert!(serde_json::from_str::<PortRange>("[9,8]").is_err());
+    }
+
+    fn nets(v: &[&str]) -> Vec<Ipv4Net> {
+        v.iter().map(|s| net(s)).collect()
+    }
+
+    #[test]
+    fn cover_merges_sequential_hosts() {
+        let hosts = (0..=255u8).map(|i| Ipv4Net::host(Ipv4Addr::new(10, 1, 0, i)));
+        assert_eq!(cover(hosts), nets(&["10.1.0.0/24"]));
+        // IPAM from .2: the first /31 and /30 stay apart from the aligned blocks after.
+        let hosts = (2..10u32).map(|i| Ipv4Net::host(Ipv4Addr::from(0x0a01_0000 + i)));
+        assert_eq!(
+            cover(hosts),
+            nets(&["10.1.0.2/31", "10.1.0.4/30", "10.1.0.8/31"])
+        );
+        assert_eq!(
+            cover(nets(&["10.0.0.1", "10.0.0.3", "10.0.0.2"])),
+            nets(&["10.0.0.1/32", "10.0.0.2/31"])
+        );
+        // Overlaps and nesting; both ends of the address space.
+        assert_eq!(
+            cover(nets(&[
+                "10.0.0.0/25",
+                "10.0.0.5",
+                "10.0.0.128/25",
+                "10.0.0.0/24"
+            ])),
+            nets(&["10.0.0.0/24"])
+        );
+        assert_eq!(
+            cover(nets(&["0.0.0.0/1", "128.0.0.0/1"])),
+            vec![Ipv4Net::ANY]
+        );
+        assert_eq!(
+            cover(nets(&["255.255.255.255", "255.255.255.254", "0.0.0.0"])),
+            nets(&["0.0.0.0/32", "255.255.255.254/31"])
+        );
+        assert!(cover([]).is_empty());
+    }
+
+    /// The addresses of a prefix (callers keep them small).
+    fn expand(n: Ipv4Net) -> impl Iterator<Item = u32> {
+        let lo = u64::from(n.addr);
+        (lo..lo + (1u64 << (32 - u32::from(n.len)))).map(|a| a as u32)
+    }
+
+    /// The naive model of a minimal cover: for each address, the largest prefix around it
+    /// whose addresses are all in the set.
+    fn maximal_blocks(set: &std::collections::BTreeSet<u32>) -> Vec<Ipv4Net> {
+        let mut out = std::collections::BTreeSet::new();
+        for &a in set {
+            let best = (0..=32u8)
+                .map(|len| Ipv4Net::new(Ipv4Addr::from(a), len).unwrap())
+                .find(|n| {
+                    (1u64 << (32 - u32::from(n.len))) <= set.len() as u64
+                        && expand(*n).all(|x| set.contains(&x))
+                })
+                .unwrap();
+            out.insert(best);
+        }
+        out.into_iter().collect()
+    }
+
+    proptest::proptest! {
+        /// Random prefixes in a 256-address window (at either end of the space or anywhere):
+        /// the cover holds exactly their addresses, and is the set of maximal blocks.
+        #[test]
+        fn cover_is_exact_and_minimal(
+            window in proptest::prop_oneof![proptest::strategy::Just(0u32), proptest::strategy::Just(0xffff_ff00), proptest::prelude::any::<u32>()],
+            parts in proptest::collection::vec((0u32..256, 25u8..=32), 0..12),
+        ) {
+            let base = window & !0xff;
+            let input: Vec<Ipv4Net> = parts
+                .iter()
+                .map(|&(o, l)| Ipv4Net::new(Ipv4Addr::from(base | o), l).unwrap())
+                .collect();
+            let want: std::collections::BTreeSet<u32> = input.iter().flat_map(|n| expand(*n)).collect();
+            let got = cover(input.iter().copied());
+            let addrs: Vec<u32> = got.iter().flat_map(|n| expand(*n)).collect();
+            proptest::prop_assert!(addrs.windows(2).all(|w| w[0] < w[1]), "sorted, disjoint: {:?}", got);
+            proptest::prop_assert_eq!(addrs.into_iter().collect::<std::collections::BTreeSet<_>>(), want.clone());
+            proptest::prop_assert_eq!(got, maximal_blocks(&want));
+        }
+
+        /// Sorted runs of hosts (what IPAM hands out): the cover is exact and minimal.
+        #[test]
+        fn cover_of_ranges_is_minimal(lo in proptest::prelude::any::<u32>(), n in 1u32..300, gap in 0u32..4) {
+            let lo = lo.min(u32::MAX - 2 * n - 8);
+            let hosts: Vec<u32> = (0..n).map(|i| lo + i).chain((0..n / 2).map(|i| lo + n + gap + i)).collect();
+            let want: std::collections::BTreeSet<u32> = hosts.iter().copied().collect();
+            let got = cover(hosts.iter().map(|&a| Ipv4Net::host(Ipv4Addr::from(a))));
+            proptest::prop_assert_eq!(got.iter().flat_map(|n| expand(*n)).collect::<std::collections::BTreeSet<_>>(), want.clone());
+            proptest::prop_assert_eq!(got, maximal_blocks(&want));
+        }
+
+        /// Aggregating a run of permits keeps what the run matches, for every probe, and
+        /// the order a linear extension of "is a subset of".
+        #[test]
+        fn aggregate_keeps_every_decision(
+            raw in proptest::collection::vec((0u32..40, 28u8..=32, 0usize..3, 0usize..3), 1..40),
+            dst in proptest::prelude::any::<bool>(),
+        ) {
+            let field = if dst { Field::Dst } else { Field::Src };
+            let protos = [Protocol::Tcp, Protocol::Udp, Protocol::Any];
+            let ports = [PortRange::single(80), PortRange { lo: 80, hi: 90 }, PortRange::ALL];
+            let rules: Vec<Rule> = raw
+                .iter()
+                .map(|&(o, l, p, q)| {
+                    let n = Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + o), l).unwrap();
+                    let protocol = protos[p];
+                    let r = Rule {
+                        protocol,
+                        dst_ports: if protocol == Protocol::Any { PortRange::ALL } else { ports[q] },
+                        src: Ipv4Net::host(Ipv4Addr::new(10, 9, 9, 9)),
+                        ..Rule::all(Action::Permit)
+                    };
+                    field.with(&r, n)
+                })
+                .collect();
+            let mut agg = rules.clone();
+            aggregate(&mut agg, field);
+            proptest::prop_assert!(agg.len() <= rules.len());
+            for (i, a) in agg.iter().enumerate() {
+                for b in &agg[i + 1..] {
+                    proptest::prop_assert!(!b.is_subset_of(a), "{} after {}", b, a);
+                }
+            }
+            for o in 0..50u32 {
+                let peer = Ipv4Addr::from(0x0a00_0000 + o);
+                let other = Ipv4Addr::new(10, 9, 9, 9);
+                let (s, d) = if dst { (other, peer) } else { (peer, other) };
+                for proto in [6u8, 17, 1] {
+                    for port in [0u16, 79, 80, 85, 90, 91] {
+                        let m = |v: &[Rule]| v.iter().any(|r| r.matches(s, d, proto, 40000, port));
+                        proptest::prop_assert_eq!(m(&rules), m(&agg), "{} -> {} {} {}", s, d, proto, port);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn aggregate_keeps_groups_apart() {
+        let host = |i: u8, port: u16| Rule {
+            src: Ipv4Net::host(Ipv4Addr::new(10, 0, 0, i)),
+            protocol: Protocol::Tcp,
+            dst_ports: PortRange::single(port),
+            ..Rule::all(Action::Permit)
+        };
+        let mut v = vec![
+            host(0, 80),
+            host(1, 80),
+            host(2, 80),
+            host(3, 80),
+            host(1, 443),
+            host(1, 80),
+        ];
+        aggregate(&mut v, Field::Src);
+        assert_eq!(
+            v.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "permit 10.0.0.1/32 -> 0.0.0.0/0:443 tcp",
+                "permit 10.0.0.0/30 -> 0.0.0.0/0:80 tcp"
+            ]
+        );
     }
 
     #[test]

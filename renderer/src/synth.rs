@@ -107,3 +107,75 @@ pub fn cluster(pods: usize) -> Cluster {
     }
     c
 }
+
+/// Nodes of [`egress_all`] and their pod CIDRs (a /21 each, as `scripts/agent-bench.py` uses).
+pub const EGRESS_ALL_NODES: [(&str, [u8; 4]); 2] = [("n1", [10, 1, 0, 0]), ("n2", [10, 1, 8, 0])];
+
+/// The policy mix where most policies let their pods open connections to every pod of the
+/// cluster (`to: [{namespaceSelector: {}}]`), the common "in-cluster egress only" pattern that
+/// puts (egress-isolated local pods) x (all pods) peers in the global table: `pods` pods in 10
+/// namespaces, 20 apps, half on `n1` and half on `n2`, addresses handed out sequentially from
+/// each node's CIDR (from `.2`, as IPAM does); `policies` policies, policy `j` selecting app
+/// `j % 20`. Ingress (`j % 3 != 2`): the next app, and on odd `j` one team's tier, on two
+/// ports. Egress (`j % 10 != 0`): every pod, and an outside block minus an exception on 443.
+/// `scripts/agent-bench.py --egress-all` generates the same policies.
+pub fn egress_all(pods: usize, policies: usize) -> Cluster {
+    const NAMESPACES: usize = 10;
+    const APPS: usize = 20;
+    let mut c = Cluster::default();
+    for n in 0..NAMESPACES {
+        c.namespaces.push(Namespace {
+            name: format!("ns{n}"),
+            labels: labels(&[("team", format!("t{}", n % 3))]),
+        });
+    }
+    let half = pods.div_ceil(2);
+    for i in 0..pods {
+        let (node, base) = EGRESS_ALL_NODES[usize::from(i >= half)];
+        let n = u32::from(Ipv4Addr::from(base)) + 2 + (i % half) as u32;
+        c.pods.push(Pod {
+            namespace: format!("ns{}", i % NAMESPACES),
+            name: format!("p{i}"),
+            labels: labels(&[
+                ("app", format!("a{}", i % APPS)),
+                ("tier", format!("t{}", i % 3)),
+            ]),
+            ip: Some(Ipv4Addr::from(n)),
+            node: node.into(),
+            ports: Vec::new(),
+        });
+    }
+    for j in 0..policies {
+        let mut kinds = Vec::new();
+        let mut spec =
+            serde_json::json!({"podSelector": {"matchLabels": {"app": format!("a{}", j % APPS)}}});
+        if j % 3 != 2 {
+            kinds.push("Ingress");
+            let mut peers = vec![
+                serde_json::json!({"podSelector": {"matchLabels": {"app": format!("a{}", (j + 1) % APPS)}}}),
+            ];
+            if j % 2 == 1 {
+                peers.push(serde_json::json!({
+                    "namespaceSelector": {"matchLabels": {"team": format!("t{}", j % 3)}},
+                    "podSelector": {"matchLabels": {"tier": format!("t{}", j % 3)}}}));
+            }
+            spec["ingress"] = serde_json::json!([{"from": peers, "ports": [
+                {"protocol": "TCP", "port": 8000 + j}, {"protocol": "UDP", "port": 9000 + j}]}]);
+        }
+        if j % 10 != 0 {
+            kinds.push("Egress");
+            spec["egress"] = serde_json::json!([
+                {"to": [{"namespaceSelector": {}}]},
+                {"to": [{"ipBlock": {"cidr": format!("172.{}.0.0/16", 16 + j % 16),
+                                     "except": [format!("172.{}.1.0/24", 16 + j % 16)]}}],
+                 "ports": [{"protocol": "TCP", "port": 443}]}]);
+        }
+        spec["policyTypes"] = serde_json::json!(kinds);
+        c.policies.push(NetworkPolicy {
+            namespace: format!("ns{}", j % NAMESPACES),
+            name: format!("pol{j}"),
+            spec: serde_json::from_value(spec).expect("bench policy parses"),
+        });
+    }
+    c
+}

@@ -26,7 +26,7 @@ use crate::index::{Dir, Index, PodEntry, PodId, PolicyId};
 use crate::model::{ContainerPort, Pod};
 use crate::policy::{CPeer, CPortRef, CRule};
 use crate::ports::{section, PortSet};
-use crate::rule::{Action, Digest, Ipv4Net, PortRange, Protocol, Rule};
+use crate::rule::{aggregate, Action, Digest, Field, Ipv4Net, PortRange, Protocol, Rule};
 
 /// What B's ingress section depends on: the policies isolating it for ingress and, when any of
 /// their rules names a port, B's container ports.
@@ -160,11 +160,11 @@ pub(crate) fn ingress_key(idx: &Index, b: &PodEntry) -> Option<IngressKey> {
 /// calls pass `None` and pay one branch per policy rule.
 pub(crate) type Spans = Vec<(usize, PolicyId, usize)>;
 
-/// The permits of an ingress section (`src -> any`), sorted and deduplicated.
+/// The permits of an ingress section (`src -> any`), sources aggregated, sorted.
 pub(crate) fn ingress_section(idx: &Index, key: &IngressKey) -> Vec<Rule> {
     let mut out = Vec::new();
     ingress_permits(idx, key, &mut out, None);
-    sort_dedup(&mut out);
+    finish(idx, &mut out, Field::Src);
     out
 }
 
@@ -223,6 +223,34 @@ pub(crate) fn sort_dedup(v: &mut Vec<Rule>) {
     v.dedup();
 }
 
+/// Emitted permits (of one section) made a table's: peers that differ only in `field`
+/// aggregated into prefixes when the index says so, then sorted and deduplicated.
+pub(crate) fn finish(idx: &Index, v: &mut Vec<Rule>, field: Field) {
+    if idx.aggregate {
+        aggregate(v, field);
+    } else {
+        sort_dedup(v);
+    }
+}
+
+/// Whether every address of `src` has a section in the table (`decided`: the sections'
+/// sources, sorted): a rule from it after the sections can never match first.
+pub(crate) fn shadowed(src: Ipv4Net, decided: &[Ipv4Addr]) -> bool {
+    // Most sources are pod /32s: one search, as before aggregation.
+    if src.prefix_len() == 32 {
+        return decided.binary_search(&src.addr()).is_ok();
+    }
+    let lo = u32::from(src.addr());
+    let size = 1u64 << (32 - u32::from(src.prefix_len()));
+    if size > decided.len() as u64 {
+        return false;
+    }
+    let hi = Ipv4Addr::from((u64::from(lo) + size - 1) as u32);
+    let lo = Ipv4Addr::from(lo);
+    let n = decided.partition_point(|a| *a <= hi) - decided.partition_point(|a| *a < lo);
+    n as u64 == size
+}
+
 /// What local egress-isolated pod A may open to local pod B where both restrictions meet:
 /// None when A's egress does not restrict B (B's own rules decide), else the admitted set.
 pub(crate) fn pair(
@@ -279,8 +307,11 @@ pub(crate) fn local_table(key: &TableKey, ingress: Option<&[Rule]>) -> Option<Ve
         decided.push(*ip);
     }
     decided.sort_unstable();
+    decided.dedup();
+    // An aggregated ingress rule may cover a sectioned address too: that address's section
+    // ends in `deny A/32 -> any` (or permits all of it), so the rule never decides A.
     for r in ingress.unwrap_or(&[]) {
-        if r.src.prefix_len() != 32 || decided.binary_search(&r.src.addr()).is_err() {
+        if !shadowed(r.src, &decided) {
             out.push(*r);
         }
     }
@@ -295,8 +326,8 @@ pub(crate) fn local_table(key: &TableKey, ingress: Option<&[Rule]>) -> Option<Ve
     Some(out)
 }
 
-/// The `from_pod` permits of local pod `a` (source `a/32`), sorted; None when its egress is
-/// not restricted (some rule admits everything).
+/// The `from_pod` permits of local pod `a` (source `a/32`), destinations aggregated, sorted;
+/// None when its egress is not restricted (its permits admit everything).
 pub(crate) fn egress_permits(idx: &Index, a: &PodEntry) -> Option<Vec<Rule>> {
     let qs = policies_with(idx, a, Dir::Egress);
     if qs.is_empty() {
@@ -304,13 +335,14 @@ pub(crate) fn egress_permits(idx: &Index, a: &PodEntry) -> Option<Vec<Rule>> {
     }
     let mut out = Vec::new();
     egress_permits_raw(idx, a, &qs, &mut out, None);
+    finish(idx, &mut out, Field::Dst);
+    // Aggregated, blocks that together cover every address become `0.0.0.0/0` too.
     if out
-        .iter()
-        .any(|r| r.dst.is_any() && r.protocol == Protocol::Any)
+        .last()
+        .is_some_and(|r| r.dst.is_any() && r.protocol == Protocol::Any)
     {
         return None;
     }
-    sort_dedup(&mut out);
     Some(out)
 }
 

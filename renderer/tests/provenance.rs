@@ -6,8 +6,10 @@
 //! - **Denies**: an `isolation` rule names exactly the policies isolating its pods (the
 //!   section's pod for egress; the carriers for ingress), a `default` rule names none.
 //! - **Soundness**, per probed connection, on the first rule that matches it: an `ingress`
-//!   rule's and a global `egress` rule's origins each admit the connection by themselves; a
-//!   local `egress` (section) rule's origins each admit the connection on some port of the rule.
+//!   rule's and a global `egress` rule's peers are aggregated into prefixes, so some origin
+//!   admits the connection by itself and each origin admits it from (ingress) or to (egress)
+//!   some address of the rule's prefix, on its protocol and port; a local `egress` (section)
+//!   rule's origins each admit the connection on some port of the rule.
 //! - **Completeness**, per probed connection: every policy rule the reference says admits it
 //!   is named by some rule of the table that matches it (local tables for the destination's
 //!   ingress; the global table, or the destination's table where the source has a section, for
@@ -24,7 +26,9 @@ use proptest::prelude::*;
 use vpg_renderer::policy::IntOrString;
 use vpg_renderer::provenance::Direction;
 use vpg_renderer::reference::Reference;
-use vpg_renderer::{Action, Cluster, ExplainedRule, ExplainedTable, Origin, Renderer, Role};
+use vpg_renderer::{
+    Action, Cluster, ExplainedRule, ExplainedTable, Ipv4Net, Origin, Renderer, Role,
+};
 
 use common::*;
 
@@ -99,11 +103,53 @@ fn breakpoints(c: &Cluster) -> Vec<u16> {
     v.into_iter().collect()
 }
 
+/// Addresses where whether a policy rule admits a peer address can change: every pod
+/// address, the external probes, and the edges of every ipBlock and exception with their
+/// neighbours. Admission of the addresses between two of these is the same, so a prefix holds
+/// an admitted address iff one of these inside it (or its first or last address) is.
+fn addr_breaks(c: &Cluster) -> Vec<Ipv4Addr> {
+    let mut v: BTreeSet<u32> = addresses(c).into_iter().map(u32::from).collect();
+    let blocks = c.policies.iter().flat_map(|p| {
+        let from = p
+            .spec
+            .ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.from.iter().flatten());
+        let to = p
+            .spec
+            .egress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.to.iter().flatten());
+        from.chain(to).filter_map(|peer| peer.ip_block.clone())
+    });
+    for b in blocks {
+        for s in std::iter::once(b.cidr).chain(b.except.into_iter().flatten()) {
+            if let Ok(n) = s.parse::<Ipv4Net>() {
+                let (lo, hi) = span(n);
+                for a in [lo.wrapping_sub(1), lo, hi, hi.wrapping_add(1)] {
+                    v.insert(a);
+                }
+            }
+        }
+    }
+    v.into_iter().map(Ipv4Addr::from).collect()
+}
+
+/// First and last address of a prefix.
+fn span(n: Ipv4Net) -> (u32, u32) {
+    let lo = u32::from(n.addr());
+    let size = 1u64 << (32 - u32::from(n.prefix_len()));
+    (lo, (u64::from(lo) + size - 1) as u32)
+}
+
 struct Check<'a> {
     c: &'a Cluster,
     reference: Reference<'a>,
     node: &'a str,
     breaks: Vec<u16>,
+    addr_breaks: Vec<Ipv4Addr>,
     dump: String,
 }
 
@@ -209,6 +255,36 @@ impl Check<'_> {
         })
     }
 
+    /// Whether `o` admits the connection from (`ingress`) or to (global egress) some address
+    /// of the rule's source (destination) prefix, on the connection's protocol and port.
+    fn admits_in_prefix(
+        &self,
+        o: &Origin,
+        conn: (Ipv4Addr, Ipv4Addr, u8, u16),
+        r: &ExplainedRule,
+        ingress: bool,
+    ) -> bool {
+        let (src, dst, proto, dport) = conn;
+        let n = if ingress { r.rule.src } else { r.rule.dst };
+        let (lo, hi) = span(n);
+        let conn_peer = if ingress { src } else { dst };
+        let candidates = [conn_peer, Ipv4Addr::from(lo), Ipv4Addr::from(hi)]
+            .into_iter()
+            .chain(self.addr_breaks.iter().copied().filter(|a| n.contains(*a)));
+        candidates.into_iter().any(|a| {
+            let (i, e) = if ingress {
+                self.reference.admitting(a, dst, proto, dport)
+            } else {
+                self.reference.admitting(src, a, proto, dport)
+            };
+            if ingress {
+                origins(&i, Direction::Ingress).contains(o)
+            } else {
+                origins(&e, Direction::Egress).contains(o)
+            }
+        })
+    }
+
     /// One probed connection against one table.
     fn probe(&self, t: &ExplainedTable, global: bool, conn: (Ipv4Addr, Ipv4Addr, u8, u16)) {
         let (src, dst, proto, dport) = conn;
@@ -227,10 +303,21 @@ impl Check<'_> {
         );
         // Soundness of the deciding rule.
         if first.rule.action == Action::Permit {
+            let direct = match (first.role, global) {
+                (Role::Ingress, false) => Some(&ing),
+                (Role::Egress, true) => Some(&eg),
+                _ => None,
+            };
+            if direct.is_some_and(|d| !first.origins.iter().any(|o| d.contains(o))) {
+                self.fail(format!(
+                    "{} rule {} `{}` ({:?}) decides {conn:?} but none of its origins admits it",
+                    t.id, first.index, first.rule, first.role
+                ));
+            }
             for o in &first.origins {
                 let ok = match (first.role, global) {
-                    (Role::Ingress, false) => ing.contains(o),
-                    (Role::Egress, true) => eg.contains(o),
+                    (Role::Ingress, false) => self.admits_in_prefix(o, conn, first, true),
+                    (Role::Egress, true) => self.admits_in_prefix(o, conn, first, false),
                     (Role::Egress, false) => self.admits_somewhere(o, src, dst, proto, first),
                     _ => false,
                 };
@@ -289,6 +376,7 @@ fn check(c: &Cluster) {
             reference: Reference::new(c),
             node,
             breaks: breakpoints(c),
+            addr_breaks: addr_breaks(c),
             dump: format!(
                 "{}\n{}",
                 serde_json::to_string(c).unwrap(),

@@ -323,11 +323,21 @@ pub fn cluster(seed: u64) -> Cluster {
     }
     let n = rng.gen_range(4..=10);
     let mut used = Vec::new();
+    // Mostly addresses handed out in sequence from a random start, with a gap now and then,
+    // as IPAM does (so peers aggregate into prefixes, with unselected addresses beside them);
+    // else scattered over two /24s.
+    let sequential = rng.gen_bool(0.7);
+    let mut next = u32::from(Ipv4Addr::new(10, 0, 0, rng.gen_range(0..=6)));
     for i in 0..n {
-        let ip = loop {
-            let ip = Ipv4Addr::new(10, 0, rng.gen_range(0..2), rng.gen_range(1..=12));
-            if !used.contains(&ip) {
-                break ip;
+        let ip = if sequential {
+            next += 1 + u32::from(rng.gen_bool(0.15));
+            Ipv4Addr::from(next)
+        } else {
+            loop {
+                let ip = Ipv4Addr::new(10, 0, rng.gen_range(0..2), rng.gen_range(1..=12));
+                if !used.contains(&ip) {
+                    break ip;
+                }
             }
         };
         used.push(ip);
@@ -343,9 +353,17 @@ pub fn cluster(seed: u64) -> Cluster {
 
 /// Every node's tables.
 pub fn render_all(c: &Cluster) -> HashMap<String, NodeTables> {
+    render_all_with(c, true)
+}
+
+/// Every node's tables, peers aggregated into prefixes or not.
+pub fn render_all_with(c: &Cluster, aggregate: bool) -> HashMap<String, NodeTables> {
     NODES
         .iter()
-        .map(|n| (n.to_string(), Renderer::render(n, c).tables()))
+        .map(|n| {
+            let r = Renderer::render_with_aggregation(n, c, aggregate);
+            (n.to_string(), r.tables())
+        })
         .collect()
 }
 
