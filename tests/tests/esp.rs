@@ -681,13 +681,16 @@ fn reserved_sequence_numbers_limit_and_continue() {
     b.add_generation(3, SaConfig::transport);
     a.esp.set_sequence_reservation(true);
     let now = a.h.now;
-    a.esp
-        .add_sa(
-            out_id(3),
-            SaConfig::transport(spi(3, 2), Direction::Outbound, key(3, 1), 3),
-            now,
-        )
-        .unwrap();
+    let add_out = |a: &mut Node| {
+        a.esp
+            .add_sa(
+                out_id(3),
+                SaConfig::transport(spi(3, 2), Direction::Outbound, key(3, 1), 3),
+                now,
+            )
+            .unwrap()
+    };
+    add_out(&mut a);
     let seq = |a: &Node| a.sequence(out_id(3));
     // Published before any reservation: nothing leaves.
     a.protect(vec![out_id(3)]);
@@ -701,13 +704,7 @@ fn reserved_sequence_numbers_limit_and_continue() {
     a.esp.del_rule(RULE).unwrap();
     a.esp.del_sa(out_id(3)).unwrap();
     a.commit();
-    a.esp
-        .add_sa(
-            out_id(3),
-            SaConfig::transport(spi(3, 2), Direction::Outbound, key(3, 1), 3),
-            now,
-        )
-        .unwrap();
+    add_out(&mut a);
     seq(&a).shared.start_sequence(1000, 1003);
     a.protect(vec![out_id(3)]);
     a.h.send(POD_IF, a.pod_frames(0, 5));

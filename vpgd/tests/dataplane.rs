@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use vpg_graph::pg::PgInput;
-use vpg_graph::{GraphSpec, WorkerOptions, Workers};
+use vpg_graph::GraphSpec;
 use vpg_ip4::RoutePath;
 use vpgd::dataplane::{DataPlane, DpError, Op, OpResult};
 
@@ -14,18 +14,7 @@ fn dataplane() -> (DataPlane, PgPorts) {
     let mut g = GraphSpec::new();
     vpg_ip4::register(&mut g);
     g.node(|| PgInput::new("ethernet-input"));
-    let layout = g.build().unwrap();
-    let w = Workers::start(
-        &layout,
-        &WorkerOptions {
-            workers: 1,
-            buffers_per_worker: 4096,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let ports = PgPorts::default();
-    (DataPlane::new(w, Box::new(ports.clone()), 64), ports)
+    pg::dataplane(&g.build().unwrap(), 1, 64)
 }
 
 fn setup_ops() -> Vec<Op> {
@@ -169,18 +158,7 @@ fn traffic_flows_after_commit() {
 
 /// A data plane with ESP, keeping sequence numbers in `seq` (reserved 1024 at a time).
 fn esp_dataplane(seq: Option<&std::path::Path>) -> (DataPlane, PgPorts) {
-    let layout = vpgd::daemon::graph(|_| {}).unwrap();
-    let w = Workers::start(
-        &layout,
-        &WorkerOptions {
-            workers: 1,
-            buffers_per_worker: 4096,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let ports = PgPorts::default();
-    let mut dp = DataPlane::new(w, Box::new(ports.clone()), 64);
+    let (mut dp, ports) = pg::dataplane(&vpgd::daemon::graph(|_| {}).unwrap(), 1, 64);
     if let Some(p) = seq {
         dp.keep_sequences(vpgd::espseq::SequenceFile::open(p, 1024).unwrap());
     }

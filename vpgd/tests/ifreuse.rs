@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 use vpg_api::ConfigItem;
-use vpg_graph::{Time, WorkerOptions, Workers};
+use vpg_graph::Time;
 use vpgd::dataplane::{DataPlane, DpError, Op, OpResult};
 
 mod pg;
@@ -12,19 +12,7 @@ use pg::{send_udp, PgPorts};
 
 /// vpgd's whole graph on two workers.
 fn dataplane(max: usize) -> (DataPlane, PgPorts) {
-    let layout = vpgd::daemon::graph(|_| {}).unwrap();
-    let w = Workers::start(
-        &layout,
-        &WorkerOptions {
-            workers: 2,
-            buffers_per_worker: 4096,
-            huge_pages: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let ports = PgPorts::default();
-    (DataPlane::new(w, Box::new(ports.clone()), max), ports)
+    pg::dataplane(&vpgd::daemon::graph(|_| {}).unwrap(), 2, max)
 }
 
 fn port(host_if: &str) -> Op {

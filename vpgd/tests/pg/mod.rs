@@ -5,8 +5,25 @@
 
 use std::sync::{Arc, Mutex};
 use vpg_graph::pg::{PgCapture, PgInput, Stream, StreamTemplate, PG_INPUT};
-use vpg_graph::{InterfaceOutput, Runtime, INTERFACE_OUTPUT};
+use vpg_graph::{InterfaceOutput, Layout, Runtime, WorkerOptions, Workers, INTERFACE_OUTPUT};
 use vpgd::dataplane::{DataPlane, Installer, PortBackend};
+
+/// A data plane over `layout` with `workers` workers (4,096 buffers each, small pages) and room
+/// for `max` interfaces, its ports pg captures.
+pub fn dataplane(layout: &Arc<Layout>, workers: usize, max: usize) -> (DataPlane, PgPorts) {
+    let w = Workers::start(
+        layout,
+        &WorkerOptions {
+            workers,
+            buffers_per_worker: 4096,
+            huge_pages: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ports = PgPorts::default();
+    (DataPlane::new(w, Box::new(ports.clone()), max), ports)
+}
 
 /// Captured packets per host interface.
 type Captures = Arc<Mutex<Vec<(String, crossbeam_channel::Receiver<Vec<u8>>)>>>;
