@@ -107,7 +107,8 @@ impl SequenceFile {
             records,
             live: BTreeMap::new(),
         };
-        f.write(&f.records).map_err(err)?;
+        f.write(&f.records)
+            .map_err(|e| err(format!("cannot be written: {e}")))?;
         Ok(f)
     }
 
@@ -248,7 +249,7 @@ impl SequenceFile {
     fn error(&self, why: String) -> SequenceError {
         SequenceError {
             path: self.path.display().to_string(),
-            why,
+            why: format!("cannot be written: {why}"),
         }
     }
 
