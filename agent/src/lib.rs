@@ -28,6 +28,7 @@ pub mod diff;
 pub mod ipsec;
 pub mod model;
 pub mod podrec;
+pub mod podwatch;
 pub mod policycache;
 pub mod run;
 pub mod status;

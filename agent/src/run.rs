@@ -3,7 +3,7 @@
 //! ```text
 //!  manifests ─► reflector (in-process, embedded store only)
 //!  store ─list+watch─► store task (async) ─┐ items in memory, wake
-//!  pod records ─poll──────────────────────┤
+//!  pod records ─inotify, poll─────────────┤
 //!  vpgd ─probe────────────────────────────┴─► sync thread: debounce → compute → dump → diff → 1 transaction
 //!  status socket ◄── a request line: status (counters, state, objects and why), policy,
 //!                    pod NS/NAME, node (views of the last applied state, built when asked)
@@ -16,8 +16,9 @@
 //!   copy would delete every policy). With the embedded store and a manifest directory, the
 //!   reflector runs here and the first list waits until it has reflected the manifests once,
 //!   so changes made while the agent was down are in the first desired state.
-//! - **Pod records** are polled (a directory listing per `timing.pod_poll_ms`; the records are
-//!   reread only when names, sizes or times change).
+//! - **Pod records** are watched (inotify: a record renamed into place, rewritten or removed
+//!   wakes the sync thread at once) and polled as a safety net (a directory listing per
+//!   `timing.pod_poll_ms`); the records are reread only when names, sizes or times change.
 //! - **Debounce.** A change starts a quiet period (`timing.debounce_ms`); changes meanwhile join
 //!   the same resync.
 //! - **vpgd.** Probed every `timing.probe_ms`; a lost connection (vpgd restarted or stopped) is
@@ -55,6 +56,8 @@ use vpg_api::agent::{AgentError, AgentRequest};
 pub enum Wake {
     /// The store's copy changed.
     Store,
+    /// A pod record was written or removed: look at the records now.
+    Pods,
     /// Stop.
     Shutdown,
 }
@@ -173,6 +176,9 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow:
         }
     };
 
+    if let Err(e) = crate::podwatch::spawn(cfg.pods_dir(), wake_tx.clone()) {
+        tracing::warn!("pod records: cannot start the watcher ({e}); polling only");
+    }
     let sync_shared = shared.clone();
     let sync_cfg = cfg.clone();
     let sync_thread = std::thread::Builder::new()
@@ -367,6 +373,7 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
             Ok(Wake::Store) => {
                 dirty.get_or_insert(Instant::now());
             }
+            Ok(Wake::Pods) => next_poll = Instant::now(),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         while let Ok(w) = wake.try_recv() {
@@ -375,6 +382,7 @@ pub fn sync_loop(cfg: NodeConfig, shared: Arc<Shared>, wake: mpsc::Receiver<Wake
                 Wake::Store => {
                     dirty.get_or_insert(Instant::now());
                 }
+                Wake::Pods => next_poll = Instant::now(),
             }
         }
         if stop {
