@@ -224,8 +224,16 @@ fn dress_up_1(dp: &mut DataPlane) {
 }
 
 /// 100 UDP packets from 10.0.1.2 to 172.16.5.5 into interface 0, on worker 1.
-fn send(dp: &DataPlane) {
+/// Sends 100 packets (10.0.1.2 to 172.16.5.5, into interface 0 on worker 1) and waits until
+/// all of them left through host interface `out` (interface 1) and its counters show them.
+fn send_through(dp: &DataPlane, ports: &PgPorts, out: &str) {
     send_udp(dp, 1, 100);
+    let mut got = 0;
+    wait_for(&format!("100 packets out of {out}"), || {
+        got += ports.captured(out);
+        got == 100
+    });
+    wait_for("the counters", || counters(dp, 1).tx_packets == 100);
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -254,13 +262,7 @@ fn a_reused_index_starts_clean() {
         r#"{"op":"nat44_set_interface","sw_if":1,"inside":false,"outside":false}"#,
     )])
     .unwrap();
-    send(&dp);
-    let mut got = 0;
-    wait_for("100 packets out of b", || {
-        got += ports.captured("b");
-        got == 100
-    });
-    wait_for("the counters", || counters(&dp, 1).tx_packets == 100);
+    send_through(&dp, &ports, "b");
     assert_eq!(counters(&dp, 0).rx_packets, 100);
     let filter = vpg_api::acl::SessionFilter::default();
     let sessions = vpgd::acl::sessions(&dp, &filter);
@@ -344,13 +346,7 @@ fn traffic_on_a_reused_index_counts_from_zero() {
         item(r#"{"op":"disable_feature","arc":"ip4-output","feature":"esp4-encrypt","sw_if":1}"#),
     ])
     .unwrap();
-    send(&dp);
-    let mut got = 0;
-    wait_for("100 packets out of b", || {
-        got += ports.captured("b");
-        got == 100
-    });
-    wait_for("the counters", || counters(&dp, 1).tx_packets == 100);
+    send_through(&dp, &ports, "b");
     // Delete and recreate on another host interface, in one transaction, with its route.
     dp.apply(vec![
         Op::DeleteInterface { sw_if: 1 },
@@ -363,13 +359,7 @@ fn traffic_on_a_reused_index_counts_from_zero() {
     .unwrap();
     settle(&dp);
     assert_eq!(counters(&dp, 1).tx_packets, 0);
-    send(&dp);
-    got = 0;
-    wait_for("100 packets out of c", || {
-        got += ports.captured("c");
-        got == 100
-    });
-    wait_for("the counters", || counters(&dp, 1).tx_packets == 100);
+    send_through(&dp, &ports, "c");
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(counters(&dp, 1).tx_packets, 100, "exactly the new traffic");
     assert_eq!(ports.captured("b"), 0, "nothing went to the old port");
