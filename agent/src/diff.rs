@@ -327,21 +327,7 @@ pub fn diff(want: &Desired, cur: &Current, own: &Ownership) -> Plan {
         }
         for ((arc, feature), have) in [(ESP_ENCRYPT, b.esp_out), (ESP_DECRYPT, b.esp_in)] {
             if have != w.esp {
-                let (arc, feature) = (arc.to_string(), feature.to_string());
-                let item = if w.esp {
-                    ConfigItem::EnableFeature {
-                        arc,
-                        feature,
-                        sw_if,
-                    }
-                } else {
-                    ConfigItem::DisableFeature {
-                        arc,
-                        feature,
-                        sw_if,
-                    }
-                };
-                plan.push(item, s);
+                plan.push(ConfigItem::feature(w.esp, arc, feature, sw_if), s);
             }
         }
     }

@@ -238,6 +238,29 @@ pub enum ConfigItem {
 }
 
 impl ConfigItem {
+    /// `enable_feature` (`on`) or `disable_feature` of `feature` on `arc` of `sw_if`.
+    pub fn feature(
+        on: bool,
+        arc: impl Into<String>,
+        feature: impl Into<String>,
+        sw_if: u32,
+    ) -> Self {
+        let (arc, feature) = (arc.into(), feature.into());
+        if on {
+            ConfigItem::EnableFeature {
+                arc,
+                feature,
+                sw_if,
+            }
+        } else {
+            ConfigItem::DisableFeature {
+                arc,
+                feature,
+                sw_if,
+            }
+        }
+    }
+
     /// The item's tag (`add_route`), for messages.
     pub fn op(&self) -> &'static str {
         match self {

@@ -270,21 +270,7 @@ pub(crate) fn run(cli: &Cli, cmd: &EspCmd) -> anyhow::Result<()> {
                 ("ip4-unicast", vpg_esp_names::DECRYPT),
             ]
             .into_iter()
-            .map(|(arc, feature)| {
-                if *state == OnOff::On {
-                    ConfigItem::EnableFeature {
-                        arc: arc.into(),
-                        feature: feature.into(),
-                        sw_if,
-                    }
-                } else {
-                    ConfigItem::DisableFeature {
-                        arc: arc.into(),
-                        feature: feature.into(),
-                        sw_if,
-                    }
-                }
-            })
+            .map(|(arc, feature)| ConfigItem::feature(*state == OnOff::On, arc, feature, sw_if))
             .collect();
             match c.call(&Request::Transaction { items })? {
                 Reply::Applied { .. } => Ok(()),

@@ -459,22 +459,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut c = connect(&cli)?;
             let sw_if = sw_if(&mut c, interface)?;
-            let (arc, feature) = (arc.clone(), feature.clone());
             config(
                 &mut c,
-                if *action == EnableDisable::Enable {
-                    ConfigItem::EnableFeature {
-                        arc,
-                        feature,
-                        sw_if,
-                    }
-                } else {
-                    ConfigItem::DisableFeature {
-                        arc,
-                        feature,
-                        sw_if,
-                    }
-                },
+                ConfigItem::feature(
+                    *action == EnableDisable::Enable,
+                    arc.as_str(),
+                    feature.as_str(),
+                    sw_if,
+                ),
             )
         }
         Cmd::Apply { file } => {
