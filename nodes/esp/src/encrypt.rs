@@ -591,10 +591,7 @@ impl Node for EspEncrypt {
         let mut i = 0;
         while i < n_ops {
             let sa_i = self.ops[i].sa;
-            let mut n = 1;
-            while n < packet::BATCH && i + n < n_ops && self.ops[i + n].sa == sa_i {
-                n += 1;
-            }
+            let n = packet::batch_len(i, n_ops, |j| self.ops[j].sa);
             let ops = &self.ops[i..i + n];
             i += n;
             let sa: &SaData = &tables.sas[sa_i as usize];

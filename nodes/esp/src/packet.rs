@@ -178,6 +178,18 @@ pub fn seal_with_iv(
 /// many; the others take them one after the other).
 pub const BATCH: usize = 8;
 
+/// The length of the batch starting at op `i` of `n_ops`: the ops right after it with the same
+/// SA (`sa_of`), at most [`BATCH`] — what one batch call of the cipher takes.
+#[inline(always)]
+pub fn batch_len(i: usize, n_ops: usize, sa_of: impl Fn(usize) -> u32) -> usize {
+    let sa = sa_of(i);
+    let mut n = 1;
+    while n < BATCH && i + n < n_ops && sa_of(i + n) == sa {
+        n += 1;
+    }
+    n
+}
+
 /// One packet of [`seal_batch`]: laid out as for [`seal`].
 #[derive(Debug, Default)]
 pub struct SealPacket<'a> {
@@ -377,6 +389,20 @@ mod tests {
     use super::*;
     use crate::crypto::{Backend, KeyMaterial};
     use hex_literal::hex;
+
+    #[test]
+    fn batches_are_runs_of_one_sa_of_at_most_batch_ops() {
+        let sas = [1u32, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4];
+        let mut lens = Vec::new();
+        let mut i = 0;
+        while i < sas.len() {
+            let n = batch_len(i, sas.len(), |j| sas[j]);
+            lens.push(n);
+            i += n;
+        }
+        assert_eq!(lens, [2, 3, BATCH, 2, 1]);
+        assert_eq!(batch_len(0, 1, |_| 7), 1);
+    }
 
     /// ESP packets from "Test Cases for the use of GCM and GMAC in IPsec ESP"
     /// (draft-mcgrew-gcm-test-01 §4): key material (key || salt), SPI, full sequence number,
