@@ -22,7 +22,7 @@
 
 use crate::afpacket::enter_netns;
 use std::io;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -160,6 +160,23 @@ impl NetNs {
     pub fn run_in<R: Send>(&self, f: impl FnOnce() -> R + Send) -> io::Result<R> {
         run_in_netns(&self.name, f)
     }
+}
+
+/// Stops a daemon a test started (in a namespace or not) the way an operator would: SIGTERM,
+/// up to 10 s for a clean exit, then SIGKILL; reaped either way.
+pub fn terminate(mut c: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(10) {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Drop for NetNs {

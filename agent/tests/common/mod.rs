@@ -1,11 +1,10 @@
 //! Helpers shared by the agent's namespace tests: the binaries, the config files of a one-node
-//! lab, and stopping a process.
+//! lab, and stopping a process (vpg-io's `terminate`).
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vpg-agent");
 
@@ -73,18 +72,4 @@ probe_ms = 100
     .unwrap();
 }
 
-/// SIGTERM, then up to 10 s for a clean exit, then SIGKILL.
-pub fn terminate(mut c: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
+pub use vpg_io::netns::terminate;
