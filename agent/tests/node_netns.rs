@@ -128,18 +128,6 @@ spec: {nodeName: n1, containers: [{name: c, image: x}]}
 status: {phase: Running, podIP: 10.1.1.3}
 ---
 apiVersion: v1
-kind: Node
-metadata: {name: n1}
-spec: {podCIDR: 10.1.1.0/24}
-status: {addresses: [{type: InternalIP, address: 192.0.2.1}]}
----
-apiVersion: v1
-kind: Node
-metadata: {name: n2}
-spec: {podCIDR: 10.1.2.0/24}
-status: {addresses: [{type: InternalIP, address: 192.0.2.2}]}
----
-apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: default}
 spec:
@@ -200,6 +188,7 @@ impl Lab {
         std::fs::create_dir_all(dir.join("m")).unwrap();
         std::fs::create_dir_all(dir.join("cni/pods")).unwrap();
         std::fs::write(dir.join("m/cluster.yaml"), MANIFESTS).unwrap();
+        std::fs::write(dir.join("m/nodes.yaml"), common::NODES).unwrap();
         let mut pods = Vec::new();
         for (k, ip) in ["10.1.1.2", "10.1.1.3"].into_iter().enumerate() {
             let pod = NetNs::new("apod").unwrap();

@@ -8,6 +8,22 @@ use std::process::Command;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vpg-agent");
 
+/// The lab's two nodes: n1 (this one, pods in 10.1.1.0/24, 192.0.2.1) and n2 (known only from
+/// this record: a tunnel and a route towards 10.1.2.0/24 at 192.0.2.2).
+pub const NODES: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+spec: {podCIDR: 10.1.1.0/24}
+status: {addresses: [{type: InternalIP, address: 192.0.2.1}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2}
+spec: {podCIDR: 10.1.2.0/24}
+status: {addresses: [{type: InternalIP, address: 192.0.2.2}]}
+"#;
+
 /// vpgd and vpgctl as the workspace builds them now (a stale binary would lack what the agent
 /// asks of it).
 pub fn bins() -> (PathBuf, PathBuf) {
