@@ -499,7 +499,7 @@ impl Syncer {
             }
             let client = self.client.as_mut().expect("connected just above");
             let t1 = Instant::now();
-            let cur = match vpgd::read_current(client) {
+            let cur = match vpgd::read_current(client, self.cfg.encryption.is_some()) {
                 Ok(cur) => cur,
                 Err(e) => {
                     if matches!(e, VpgdError::Unreachable(_)) {

@@ -70,7 +70,7 @@ fn dump(c: &mut Client, r: Request) -> Result<Vec<Details>, VpgdError> {
 }
 
 /// Reads vpgd's configuration (about ten dumps; nothing is changed).
-pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
+pub fn read_current(c: &mut Client, sequences: bool) -> Result<Current, VpgdError> {
     let version = c.version()?;
     let mut cur = Current {
         workers: version.workers as u32,
@@ -183,7 +183,13 @@ pub fn read_current(c: &mut Client) -> Result<Current, VpgdError> {
             i.esp_in |= which == ESP_DECRYPT;
         }
     }
-    for d in dump(c, Request::DumpEspSummary)? {
+    // The sequence file matters only to a node that encrypts (which keys may go in again).
+    let summary = if sequences {
+        dump(c, Request::DumpEspSummary)?
+    } else {
+        Vec::new()
+    };
+    for d in summary {
         if let Details::EspSummary(s) = d {
             cur.esp_sequences = s.sequences.map(|q| EspSequences {
                 file: q.file,

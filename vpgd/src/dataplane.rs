@@ -429,6 +429,7 @@ impl DataPlane {
         let first_sa_add = ops
             .iter()
             .position(|op| matches!(op, Op::Esp(crate::esp::EspOp::AddSa(..))));
+        let esp_changed = ops.iter().any(|op| matches!(op, Op::Esp(_)));
         for (i, op) in ops.into_iter().enumerate() {
             let r = self
                 .apply_one(&mut next, op, i, &mut attached, &mut detached)
@@ -459,8 +460,9 @@ impl DataPlane {
             .zip(opened)
             .filter_map(|((sw_if, _, _), r)| r.ok().map(|inst| (sw_if, inst)))
             .collect();
-        // New outbound SAs get their sequence numbers reserved on disk before they exist.
-        if let Some(seq) = &self.sequences {
+        // New outbound SAs get their sequence numbers reserved on disk before they exist, new
+        // inbound ones their recorded windows (only ESP items add or remove SAs).
+        if let Some(seq) = self.sequences.as_ref().filter(|_| esp_changed) {
             let sas = next.esp.sequences();
             let r = seq.lock().unwrap_or_else(|p| p.into_inner()).take(&sas);
             if let Err(e) = r {
